@@ -1,0 +1,3 @@
+package fluxgate
+
+//go:generate go tool gqlgen generate --config gqlgen.yml
