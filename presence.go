@@ -2,6 +2,10 @@ package fluxgate
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,6 +48,26 @@ type PresenceChange struct {
 	EnvironmentID string        `json:"environmentId"`
 	Kind          string        `json:"kind"`
 	Entry         PresenceEntry `json:"entry"`
+}
+
+// PresenceEvent returns the EventPresence that announces c.
+func PresenceEvent(c PresenceChange, at time.Time) (Event, error) {
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return Event{}, fmt.Errorf("encode presence change: %w", err)
+	}
+	return Event{Type: EventPresence, Payload: payload, At: at}, nil
+}
+
+// SortPresence orders entries as PresenceStore.List returns them: oldest
+// first, then by user id.
+func SortPresence(entries []PresenceEntry) {
+	slices.SortFunc(entries, func(a, b PresenceEntry) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.UserID, b.UserID)
+	})
 }
 
 // PresenceStore keeps who is present on which environment, shared by every
