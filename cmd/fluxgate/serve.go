@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fluxgate/fluxgate/auth"
+	"github.com/fluxgate/fluxgate/server"
+	"github.com/fluxgate/fluxgate/service"
+	"github.com/fluxgate/fluxgate/store"
+)
+
+// Main is the serve command: configuration, the adapters it builds and the
+// server, closed in order.
+type Main struct {
+	Config Config
+	stdout io.Writer
+	stderr io.Writer
+
+	logger  *slog.Logger
+	db      *store.DB
+	server  *server.Server
+	closers []func(context.Context) error
+}
+
+// NewMain returns a Main writing to stdout and stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{stdout: stdout, stderr: stderr}
+}
+
+// ParseFlags reads serve's flags and environment.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("fluxgate serve", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	m.Config.bindServeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return nil
+}
+
+// Open builds the adapters and the server and binds the listen address.
+func (m *Main) Open(ctx context.Context) error {
+	c := &m.Config
+	logger, err := c.logger(m.stderr)
+	if err != nil {
+		return err
+	}
+	m.logger = logger
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	if m.db, err = store.Open(ctx, c.databaseURL()); err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	m.closers = append(m.closers, func(context.Context) error { return m.db.Close() })
+	if err := m.db.Migrate(ctx, "up", io.Discard); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	svc := service.New(m.db, service.WithLogger(logger))
+
+	secret, devToken := []byte(c.JWTSecret), ""
+	if c.DevMode() {
+		s, err := persistentSecret(c.DataDir, "dev-jwt-secret")
+		if err != nil {
+			return err
+		}
+		secret = []byte(s)
+		if devToken = c.DevToken; devToken == "" {
+			if devToken, err = persistentSecret(c.DataDir, "dev-token"); err != nil {
+				return err
+			}
+		}
+	}
+	authn := auth.New(secret, devToken, svc)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if c.DevMode() && c.SeedDemo {
+		if err := seedDemo(ctx, svc, c.DataDir); err != nil {
+			return fmt.Errorf("seed demo: %w", err)
+		}
+	}
+
+	m.server = server.New(server.Config{
+		Service:  svc,
+		Auth:     authn,
+		Logger:   logger,
+		Registry: reg,
+		DevMode:  c.DevMode(),
+		Ready:    []server.Check{{Name: "database", Check: m.db.Ping}},
+	})
+	if err := m.server.Listen(c.Addr); err != nil {
+		return err
+	}
+	logger.Info("fluxgate listening", "addr", m.server.Addr(), "version", Version, "database", m.db.Dialect(), "dev_mode", c.DevMode())
+	if c.DevMode() {
+		fmt.Fprintf(m.stdout, "\nfluxgate is running in development mode at http://%s/\n", m.server.Addr())
+		fmt.Fprintf(m.stdout, "development token (Authorization: Bearer ...):\n  %s\n", devToken)
+		fmt.Fprintf(m.stdout, "try:\n  curl -s http://%s/graphql -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"query\":\"{ projects { edges { node { slug name } } } }\"}'\n\n", m.server.Addr(), devToken)
+	}
+	return nil
+}
+
+// Serve opens everything, serves until ctx is done, then closes in order.
+func (m *Main) Serve(ctx context.Context) error {
+	if err := m.Open(ctx); err != nil {
+		_ = m.Close(context.Background())
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- m.server.Serve() }()
+	select {
+	case err := <-errc:
+		_ = m.Close(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	m.logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return m.Close(shutdownCtx)
+}
+
+// Close stops the server, then closes adapters in reverse order of opening.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.server != nil {
+		errs = append(errs, m.server.Shutdown(ctx))
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i](ctx))
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
