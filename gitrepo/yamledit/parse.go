@@ -246,4 +246,3 @@ func (f *File) offset(line, col int) int {
 	}
 	return off
 }
-
