@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/fluxgate/fluxgate"
@@ -31,7 +33,12 @@ func errorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		var gqlErr *gqlerror.Error
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
-			// Parse, validation and gqlgen's own errors: already shaped.
+			// Parse, validation and gqlgen's own errors: already shaped,
+			// except that a variable that does not coerce (a bad enum
+			// value, a wrong type) is bad input naming its field.
+			if field, ok := variableField(gqlErr.Path); ok {
+				gqlErr.Extensions = map[string]any{"code": "INVALID_INPUT", "field": field}
+			}
 			return gqlErr
 		}
 		presented := graphql.DefaultErrorPresenter(ctx, err)
@@ -61,4 +68,28 @@ func recoverFunc(logger *slog.Logger) graphql.RecoverFunc {
 		logger.ErrorContext(ctx, "panic in resolver", "request_id", fluxgate.RequestIDFromContext(ctx), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return fmt.Errorf("panic: %v", p)
 	}
+}
+
+// variableField turns the path of a variable coercion error, such as
+// ["variable", "in", "gitops", "syncInterval"], into the input field
+// "gitops.syncInterval" (the variable's name when it is not an object).
+func variableField(path ast.Path) (string, bool) {
+	if len(path) < 2 || path[0] != ast.PathName("variable") {
+		return "", false
+	}
+	parts := make([]string, 0, len(path))
+	for _, el := range path[2:] {
+		switch v := el.(type) {
+		case ast.PathName:
+			parts = append(parts, string(v))
+		case ast.PathIndex:
+			if len(parts) > 0 {
+				parts[len(parts)-1] += fmt.Sprintf("[%d]", int(v))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return fmt.Sprint(path[1]), true
+	}
+	return strings.Join(parts, "."), true
 }

@@ -64,7 +64,7 @@ var _ interface {
 	graphql.ResponseInterceptor
 } = operationMetrics{}
 
-func (operationMetrics) ExtensionName() string                  { return "OperationMetrics" }
+func (operationMetrics) ExtensionName() string                   { return "OperationMetrics" }
 func (operationMetrics) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (o operationMetrics) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
