@@ -101,7 +101,7 @@ func Parse(src []byte) (*File, error) {
 }
 
 // syntaxError turns a yaml.v3 error into a *SyntaxError, asking goccy/go-yaml
-// (which reports columns) for the exact position when it agrees.
+// (which reports the offending token's line and column) for the position.
 func syntaxError(src []byte, err error) error {
 	se := &SyntaxError{Msg: err.Error()}
 	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
@@ -111,10 +111,10 @@ func syntaxError(src []byte, err error) error {
 	if _, perr := goccyparser.ParseBytes(src, 0); perr != nil {
 		var gse *goccyyaml.SyntaxError
 		if errors.As(perr, &gse) && gse.Token != nil && gse.Token.Position != nil {
-			if se.Line == 0 || se.Line == gse.Token.Position.Line {
-				se.Line = gse.Token.Position.Line
-				se.Column = gse.Token.Position.Column
-			}
+			// goccy reports the offending token precisely; yaml.v3's line
+			// is that of its parser context, which may be off by one.
+			se.Line = gse.Token.Position.Line
+			se.Column = gse.Token.Position.Column
 		}
 	}
 	return se

@@ -869,6 +869,17 @@ func (p *patcher) renderItems(items []*yaml.Node, dashCol int) (string, error) {
 	for _, it := range items {
 		var body string
 		var err error
+		// A head comment goes above the dash, not between dash and key.
+		if hc := headComment(it); hc != "" {
+			it = deepCopy(it)
+			it.HeadComment = ""
+			if it.Kind == yaml.MappingNode && len(it.Content) > 0 {
+				it.Content[0].HeadComment = ""
+			}
+			for _, l := range strings.Split(hc, "\n") {
+				b.WriteString(strings.Repeat(" ", dashCol) + l + "\n")
+			}
+		}
 		if it.Kind == yaml.MappingNode && isBlock(it) {
 			body, err = p.encode(it)
 		} else {
