@@ -40,8 +40,10 @@ type Request struct {
 
 // Options tunes a hub. Zero values take defaults.
 type Options struct {
-	// StreamBuffer is the capacity of each stream's channel. The default 0
-	// hands events over one by one; the bus subscription buffers the rest.
+	// StreamBuffer is the capacity of each stream's channel (default 4,
+	// negative for unbuffered). A few slots let the stream's goroutine and
+	// its reader run without a handoff per event; the bus subscription
+	// buffers the rest.
 	StreamBuffer int
 	// Window is how many recent sequences a stream remembers to drop
 	// duplicates that arrive out of order (default 64).
@@ -60,6 +62,12 @@ type Hub struct {
 func New(bus fluxgate.EventBus, opts Options) *Hub {
 	if opts.Window <= 0 {
 		opts.Window = 64
+	}
+	switch {
+	case opts.StreamBuffer == 0:
+		opts.StreamBuffer = 4
+	case opts.StreamBuffer < 0:
+		opts.StreamBuffer = 0
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
