@@ -66,7 +66,7 @@ func TestMerge3(t *testing.T) {
 		{name: "same field different values",
 			theirs: edit(t, "image: acme/web:1", "image: acme/web:2"),
 			ours:   edit(t, "image: acme/web:1", "image: acme/web:3"),
-			want: want{conflicts: []Conflict{{Path: "spec.template.spec.containers[name=web].image", Base: "acme/web:1", Theirs: "acme/web:2", Ours: "acme/web:3"}}}},
+			want:   want{conflicts: []Conflict{{Path: "spec.template.spec.containers[name=web].image", Base: "acme/web:1", Theirs: "acme/web:2", Ours: "acme/web:3"}}}},
 		{name: "every conflict is reported",
 			theirs: edit(t, "image: acme/web:1", "image: acme/web:2", "replicas: 2", "replicas: 4"),
 			ours:   edit(t, "image: acme/web:1", "image: acme/web:3", "replicas: 2", "replicas: 5"),

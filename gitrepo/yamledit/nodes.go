@@ -199,3 +199,7 @@ func objectID(root *yaml.Node) ObjectID {
 		Name:       scalarValue(root, "metadata", "name"),
 	}
 }
+
+// IDOf returns the identity (apiVersion, kind, namespace, name) of the
+// object in a document root.
+func IDOf(root *yaml.Node) ObjectID { return objectID(root) }

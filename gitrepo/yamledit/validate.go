@@ -23,6 +23,7 @@ import (
 // Issue is one validation problem. Line and Column are 1-based (0 when
 // unknown); Path is the field path inside the document.
 type Issue struct {
+	File     string `json:"file,omitempty"`
 	Document int    `json:"document"` // 1-based document index in the file
 	Resource string `json:"resource,omitempty"`
 	Line     int    `json:"line,omitempty"`
@@ -33,6 +34,9 @@ type Issue struct {
 
 func (i Issue) String() string {
 	var b strings.Builder
+	if i.File != "" {
+		b.WriteString(i.File + ": ")
+	}
 	if i.Line > 0 {
 		fmt.Fprintf(&b, "line %d", i.Line)
 		if i.Column > 0 {
