@@ -224,11 +224,16 @@ func (r *runner[T]) send(ctx context.Context, ev fluxgate.Event) bool {
 }
 
 func (r *runner[T]) fail(err error) {
+	r.stream.fail(r.hub.opts.Logger, r.req.Topic, err)
+}
+
+// fail records why the stream ends, if err is not nil.
+func (s *Stream[T]) fail(log *slog.Logger, topic string, err error) {
 	if err == nil {
 		return
 	}
-	r.stream.err.Store(&err)
-	r.hub.opts.Logger.Warn("event stream ended", "topic", r.req.Topic, "error", err)
+	s.err.Store(&err)
+	log.Warn("event stream ended", "topic", topic, "error", err)
 }
 
 // window remembers which sequences a stream delivered: all up to floor,
