@@ -142,8 +142,10 @@ type runner[T any] struct {
 }
 
 func (r *runner[T]) run(ctx context.Context, first []fluxgate.Event) {
-	defer r.hub.active.Add(-1)
+	// Deferred in this order so that a reader who sees C closed finds the
+	// stream fully ended: unsubscribed and no longer counted.
 	defer close(r.stream.c)
+	defer r.hub.active.Add(-1)
 	defer r.sub.Close()
 
 	if r.req.Replay != nil && !r.backfill(ctx, r.req.After, first) {

@@ -49,8 +49,8 @@ func (h *Hub) Presence(ctx context.Context, store fluxgate.PresenceStore, req Pr
 func (h *Hub) runPresence(ctx context.Context, store fluxgate.PresenceStore, req PresenceRequest, sub fluxgate.Subscription, s *Stream[[]fluxgate.PresenceEntry]) {
 	env, userID := req.EnvironmentID, req.Entry.UserID
 	log := h.opts.Logger.With("environment", env, "user", userID)
+	defer close(s.c) // last: the reader then finds the entry gone
 	defer h.active.Add(-1)
-	defer close(s.c)
 	defer sub.Close()
 	defer func() {
 		// Leave at once when the stream ends, even though ctx is done.
