@@ -170,7 +170,7 @@ func (s *KustomizationSpec) Validate() error {
 	if err := validateName("sourceRef.name", s.SourceRef.Name); err != nil {
 		return err
 	}
-	if err := validateOptionalName("sourceRef.namespace", s.SourceRef.Namespace); err != nil {
+	if err := validateOptionalNamespace("sourceRef.namespace", s.SourceRef.Namespace); err != nil {
 		return err
 	}
 	if s.Path != "" {
@@ -191,7 +191,7 @@ func (s *KustomizationSpec) Validate() error {
 		if err := validateName(f+".name", hc.Name); err != nil {
 			return err
 		}
-		if err := validateOptionalName(f+".namespace", hc.Namespace); err != nil {
+		if err := validateOptionalNamespace(f+".namespace", hc.Namespace); err != nil {
 			return err
 		}
 	}
@@ -200,7 +200,7 @@ func (s *KustomizationSpec) Validate() error {
 		if err := validateName(f+".name", d.Name); err != nil {
 			return err
 		}
-		if err := validateOptionalName(f+".namespace", d.Namespace); err != nil {
+		if err := validateOptionalNamespace(f+".namespace", d.Namespace); err != nil {
 			return err
 		}
 	}
@@ -209,7 +209,7 @@ func (s *KustomizationSpec) Validate() error {
 			return err
 		}
 	}
-	return validateOptionalName("targetNamespace", s.TargetNamespace)
+	return validateOptionalNamespace("targetNamespace", s.TargetNamespace)
 }
 
 // ValuesReference takes Helm values from a ConfigMap or Secret key.
@@ -277,7 +277,7 @@ func (s *HelmReleaseSpec) Validate() error {
 	if err := validateName("sourceName", s.SourceName); err != nil {
 		return err
 	}
-	if err := validateOptionalName("sourceNamespace", s.SourceNamespace); err != nil {
+	if err := validateOptionalNamespace("sourceNamespace", s.SourceNamespace); err != nil {
 		return err
 	}
 	if v := bytes.TrimSpace(s.Values); len(v) > 0 && !bytes.Equal(v, []byte("null")) {
@@ -314,7 +314,7 @@ func (s *HelmReleaseSpec) Validate() error {
 			return err
 		}
 	}
-	if err := validateOptionalName("targetNamespace", s.TargetNamespace); err != nil {
+	if err := validateOptionalNamespace("targetNamespace", s.TargetNamespace); err != nil {
 		return err
 	}
 	if len(s.ReleaseName) > 53 {
@@ -463,6 +463,7 @@ func (s *ImagePolicySpec) Validate() error {
 }
 
 var (
+	dns1123LabelRE     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	dns1123SubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	// Flux's CRD pattern for metav1.Duration fields.
 	durationRE    = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`)
@@ -485,6 +486,16 @@ func validateOptionalName(field, name string) error {
 	}
 	if len(name) > 253 || !dns1123SubdomainRE.MatchString(name) {
 		return InvalidField(field, "%s must be a lowercase DNS name (a-z, 0-9, '-', '.')", field)
+	}
+	return nil
+}
+
+func validateOptionalNamespace(field, ns string) error {
+	if ns == "" {
+		return nil
+	}
+	if len(ns) > 63 || !dns1123LabelRE.MatchString(ns) {
+		return InvalidField(field, "%s must be a namespace name (a-z, 0-9, '-', at most 63 characters)", field)
 	}
 	return nil
 }

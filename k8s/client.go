@@ -340,8 +340,13 @@ func (c *Client) Reconcile(ctx context.Context, key ObjectKey, timeout time.Dura
 
 // poll runs cond every PollInterval until it returns true, an error, or
 // timeout passes (a wait.Interrupted error).
+// cond gets ctx itself, not the poll's deadline context: a request started
+// just before the deadline finishes instead of failing in the client's rate
+// limiter.
 func (c *Client) poll(ctx context.Context, timeout time.Duration, cond wait.ConditionWithContextFunc) error {
-	return wait.PollUntilContextTimeout(ctx, c.opts.PollInterval, timeout, true, cond)
+	return wait.PollUntilContextTimeout(ctx, c.opts.PollInterval, timeout, true, func(context.Context) (bool, error) {
+		return cond(ctx)
+	})
 }
 
 // apiError maps an API error to a fluxgate error code, keeping the cause
