@@ -166,9 +166,10 @@ const sealVersion = 1
 // URL alphabet) or hex, and checks its length (16, 24 or 32 bytes).
 func ParseKey(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
+	// Hex first: a hex string is also valid base64.
 	for _, dec := range []func(string) ([]byte, error){
-		base64.StdEncoding.DecodeString, base64.RawStdEncoding.DecodeString,
-		base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString, hex.DecodeString,
+		hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawStdEncoding.DecodeString,
+		base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString,
 	} {
 		if k, err := dec(s); err == nil && (len(k) == 16 || len(k) == 24 || len(k) == 32) {
 			return k, nil
