@@ -145,7 +145,7 @@ func newClient(t *testing.T, e *k8stest.Env) *k8s.Client {
 	return c
 }
 
-func res(t *testing.T, ns string, kind fluxgate.ResourceKind, name string, spec any) *fluxgate.GitOpsResource {
+func res(t testing.TB, ns string, kind fluxgate.ResourceKind, name string, spec any) *fluxgate.GitOpsResource {
 	t.Helper()
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -155,11 +155,11 @@ func res(t *testing.T, ns string, kind fluxgate.ResourceKind, name string, spec 
 	return &fluxgate.GitOpsResource{ID: "id-" + name, ProjectID: "proj-1", EnvironmentID: &env, Kind: kind, Name: name, Namespace: ns, Spec: b}
 }
 
-func gitRepo(t *testing.T, ns, name string) *fluxgate.GitOpsResource {
+func gitRepo(t testing.TB, ns, name string) *fluxgate.GitOpsResource {
 	return res(t, ns, fluxgate.KindGitRepository, name, fluxgate.GitRepositorySpec{URL: "https://git.example.com/org/" + name + ".git", Ref: fluxgate.GitRef{Branch: "main"}})
 }
 
-func kustomization(t *testing.T, ns, name string) *fluxgate.GitOpsResource {
+func kustomization(t testing.TB, ns, name string) *fluxgate.GitOpsResource {
 	return res(t, ns, fluxgate.KindKustomization, name, fluxgate.KustomizationSpec{
 		SourceRef: fluxgate.SourceRef{Kind: "GitRepository", Name: "app"}, Path: "./k8s", Prune: true, Interval: "1m",
 	})

@@ -2,10 +2,11 @@ package k8s
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
-	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -193,7 +194,7 @@ type informerKey struct {
 type objState struct {
 	ref   ResourceRef
 	sent  bool
-	last  fluxgate.ResourceStatusUpdate
+	last  uint64 // statusHash of the last status reported
 	gen   int64
 	ready bool
 	m     metricState
@@ -595,7 +596,8 @@ func (r *watchRun) syncObject(ctx context.Context, it item) error {
 		}
 		r.setReadyGauge(key.Kind)
 	}
-	unchanged := st.sent && st.gen == obj.GetGeneration() && reflect.DeepEqual(st.last, u)
+	sum := statusHash(u)
+	unchanged := st.sent && st.gen == obj.GetGeneration() && st.last == sum
 	ch := ResourceChange{ResourceRef: st.ref, Generation: obj.GetGeneration(), Status: u, Object: obj}
 	r.mu.Unlock()
 	if unchanged && !it.force {
@@ -605,9 +607,17 @@ func (r *watchRun) syncObject(ctx context.Context, it item) error {
 		return err
 	}
 	r.mu.Lock()
-	st.sent, st.last, st.gen = true, u, ch.Generation
+	st.sent, st.last, st.gen = true, sum, ch.Generation
 	r.mu.Unlock()
 	return nil
+}
+
+// statusHash fingerprints a status update, so that the watcher remembers
+// what it last reported in 8 bytes instead of a copy of the status.
+func statusHash(u fluxgate.ResourceStatusUpdate) uint64 {
+	h := fnv.New64a()
+	_ = json.NewEncoder(h).Encode(u)
+	return h.Sum64()
 }
 
 // setReadyGauge must be called with r.mu held.
