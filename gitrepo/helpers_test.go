@@ -85,6 +85,11 @@ func newWorkspace(tb testing.TB, opts Options) *Workspace {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() {
+		if err := w.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
 	return w
 }
 

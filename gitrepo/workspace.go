@@ -24,12 +24,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // Locker serializes work on one repository branch across replicas (the
@@ -81,6 +84,24 @@ type cachedRepo struct {
 	dir  string
 	url  string
 	repo *git.Repository
+	st   *filesystem.Storage
+}
+
+// Close releases the open pack files of every cached repository. The
+// Workspace must not be used afterwards.
+func (w *Workspace) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	for id, c := range w.repos {
+		c.mu.Lock()
+		if err := c.st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", id, err))
+		}
+		c.mu.Unlock()
+		delete(w.repos, id)
+	}
+	return errors.Join(errs...)
 }
 
 // New returns a Workspace caching repositories under opts.Dir.
@@ -205,17 +226,24 @@ func (w *Workspace) open(r Remote) (*cachedRepo, error) {
 		return c, nil
 	}
 	dir := filepath.Join(w.opts.Dir, id+".git")
-	repo, err := git.PlainOpen(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create cache: %w", err)
+	}
+	// Pack files stay open between operations, and decoded objects
+	// (trees along the environment's path) stay cached.
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(64*cache.MiByte), filesystem.Options{KeepDescriptors: true})
+	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(dir, true)
+		repo, err = git.Init(st, nil)
 		if err == nil {
 			_, err = repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{r.URL}})
 		}
 	}
 	if err != nil {
+		st.Close()
 		return nil, sanitize("open cache", err, r.Auth.secrets())
 	}
-	c := &cachedRepo{dir: dir, url: r.URL, repo: repo}
+	c := &cachedRepo{dir: dir, url: r.URL, repo: repo, st: st}
 	w.repos[id] = c
 	return c, nil
 }
@@ -487,7 +515,8 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 		return nil, false, fmt.Errorf("read commit %s: %w", parent, err)
 	}
 	st := c.repo.Storer
-	treeHash, changed, err := writeTree(st, commit.TreeHash, files)
+	ow := &objWriter{st: st}
+	treeHash, changed, err := writeTree(ow, commit.TreeHash, files)
 	if err != nil {
 		return nil, false, fmt.Errorf("write tree: %w", err)
 	}
@@ -506,36 +535,17 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 	if err := nc.Encode(obj); err != nil {
 		return nil, false, fmt.Errorf("encode commit: %w", err)
 	}
-	sha, err := st.SetEncodedObject(obj)
+	sha, err := ow.set(obj)
 	if err != nil {
 		return nil, false, fmt.Errorf("store commit: %w", err)
-	}
-	local := plumbing.NewBranchReferenceName(req.Branch)
-	if err := st.SetReference(plumbing.NewHashReference(local, sha)); err != nil {
-		return nil, false, fmt.Errorf("set %s: %w", local, err)
 	}
 	auth, err := r.Auth.transportAuth(r.URL, c.dir+".known_hosts")
 	if err != nil {
 		return nil, false, err
 	}
-	spec := config.RefSpec(fmt.Sprintf("%s:refs/heads/%s", local, req.Branch))
-	perr := c.repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RemoteURL: r.URL, RefSpecs: []config.RefSpec{spec}, Auth: auth})
-	if perr != nil && !errors.Is(perr, git.NoErrAlreadyUpToDate) {
-		if ctx.Err() != nil {
-			return nil, false, sanitize("push "+req.Branch, perr, secrets)
-		}
-		// Did the branch move? Then re-apply the edit on the new head.
-		if ferr := c.fetch(ctx, r, req.Branch); ferr == nil {
-			if h, herr := c.head(req.Branch); herr == nil && h != parent {
-				return nil, true, sanitize("push "+req.Branch, perr, secrets)
-			}
-		}
-		// go-git reports a ref update refused by the server (e.g. another
-		// push holding the ref lock) only as text.
-		if strings.Contains(perr.Error(), "command error on") || strings.Contains(perr.Error(), "non-fast-forward") {
-			return nil, true, sanitize("push "+req.Branch, perr, secrets)
-		}
-		return nil, false, sanitize("push "+req.Branch, perr, secrets)
+	if err := push(ctx, r.URL, auth, st, req.Branch, parent, sha, ow.written); err != nil {
+		var moved *branchMovedError
+		return nil, errors.As(err, &moved), sanitize("push "+req.Branch, err, secrets)
 	}
 	// Our commit is now the remote head.
 	if err := st.SetReference(plumbing.NewHashReference(remoteRef(req.Branch), sha)); err != nil {
@@ -547,17 +557,17 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 // writeTree writes the trees for root with files changed (nil content
 // deletes) and returns the new root hash and the paths that really changed.
 // Only the trees along changed paths are rewritten.
-func writeTree(st storer.EncodedObjectStorer, root plumbing.Hash, files map[string][]byte) (plumbing.Hash, []string, error) {
+func writeTree(ow *objWriter, root plumbing.Hash, files map[string][]byte) (plumbing.Hash, []string, error) {
 	var changed []string
-	h, err := writeSubtree(st, root, "", files, &changed)
+	h, err := writeSubtree(ow, root, "", files, &changed)
 	sort.Strings(changed)
 	return h, changed, err
 }
 
-func writeSubtree(st storer.EncodedObjectStorer, h plumbing.Hash, prefix string, files map[string][]byte, changed *[]string) (plumbing.Hash, error) {
+func writeSubtree(ow *objWriter, h plumbing.Hash, prefix string, files map[string][]byte, changed *[]string) (plumbing.Hash, error) {
 	var entries []object.TreeEntry
 	if !h.IsZero() {
-		t, err := object.GetTree(st, h)
+		t, err := object.GetTree(ow.st, h)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", prefix, err)
 		}
@@ -592,7 +602,7 @@ func writeSubtree(st storer.EncodedObjectStorer, h plumbing.Hash, prefix string,
 	}
 	dirty := false
 	for name, content := range direct {
-		bh, err := writeBlob(st, content)
+		bh, err := ow.blob(content)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
@@ -626,7 +636,7 @@ func writeSubtree(st storer.EncodedObjectStorer, h plumbing.Hash, prefix string,
 			}
 			old = entries[i].Hash
 		}
-		nh, err := writeSubtree(st, old, prefix+name+"/", m, changed)
+		nh, err := writeSubtree(ow, old, prefix+name+"/", m, changed)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
@@ -658,19 +668,34 @@ func writeSubtree(st storer.EncodedObjectStorer, h plumbing.Hash, prefix string,
 		return e.Name
 	}
 	sort.Slice(entries, func(i, j int) bool { return key(entries[i]) < key(entries[j]) })
-	obj := st.NewEncodedObject()
+	obj := ow.st.NewEncodedObject()
 	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("encode tree %s: %w", prefix, err)
 	}
-	nh, err := st.SetEncodedObject(obj)
+	nh, err := ow.set(obj)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("store tree %s: %w", prefix, err)
 	}
 	return nh, nil
 }
 
-func writeBlob(st storer.EncodedObjectStorer, content []byte) (plumbing.Hash, error) {
-	obj := st.NewEncodedObject()
+// objWriter stores new objects and remembers them: they are exactly what
+// the push must send.
+type objWriter struct {
+	st      storer.EncodedObjectStorer
+	written []plumbing.Hash
+}
+
+func (ow *objWriter) set(obj plumbing.EncodedObject) (plumbing.Hash, error) {
+	h, err := ow.st.SetEncodedObject(obj)
+	if err == nil {
+		ow.written = append(ow.written, h)
+	}
+	return h, err
+}
+
+func (ow *objWriter) blob(content []byte) (plumbing.Hash, error) {
+	obj := ow.st.NewEncodedObject()
 	obj.SetType(plumbing.BlobObject)
 	obj.SetSize(int64(len(content)))
 	wr, err := obj.Writer()
@@ -684,7 +709,7 @@ func writeBlob(st storer.EncodedObjectStorer, content []byte) (plumbing.Hash, er
 	if err := wr.Close(); err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("write blob: %w", err)
 	}
-	h, err := st.SetEncodedObject(obj)
+	h, err := ow.set(obj)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("store blob: %w", err)
 	}
