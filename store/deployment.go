@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	"github.com/fluxgate/fluxgate"
+)
+
+const deploymentCols = `id, project_id, environment_id, resource_id, version, commit_sha, branch, strategy,
+	status, method, message, deployed_by, change, steps, rollback_of, started_at, finished_at,
+	created_at, updated_at`
+
+func scanDeployment(row scanner) (*fluxgate.Deployment, error) {
+	var d fluxgate.Deployment
+	err := row.Scan(&d.ID, &d.ProjectID, &d.EnvironmentID, nullStrCol{&d.ResourceID}, &d.Version, &d.CommitSHA,
+		&d.Branch, &d.Strategy, &d.Status, &d.Method, &d.Message, &d.DeployedBy, rawJSONCol{&d.Change},
+		jsonCol{&d.Steps}, nullStrCol{&d.RollbackOf}, timeCol{&d.StartedAt}, nullTimeCol{&d.FinishedAt},
+		timeCol{&d.CreatedAt}, timeCol{&d.UpdatedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// deploymentStatuses lists every status, to derive the terminal ones.
+var deploymentStatuses = []fluxgate.DeploymentStatus{
+	fluxgate.DeploymentAwaitingApproval, fluxgate.DeploymentPending, fluxgate.DeploymentInProgress,
+	fluxgate.DeploymentSucceeded, fluxgate.DeploymentFailed, fluxgate.DeploymentRejected,
+	fluxgate.DeploymentSuperseded,
+}
+
+// CreateDeployment stores d, filling in its ID (when empty), timestamps,
+// StartedAt (now when zero) and a "pending" status when none is set.
+// ENOTFOUND if the environment is not live in d's project, or the resource
+// or rolled-back deployment it names does not exist.
+func (db *DB) CreateDeployment(ctx context.Context, d *fluxgate.Deployment) error {
+	change, err := rawJSONArg("change", d.Change)
+	if err != nil {
+		return err
+	}
+	steps, err := jsonArg(d.Steps)
+	if err != nil {
+		return err
+	}
+	if d.Status == "" {
+		d.Status = fluxgate.DeploymentPending
+	}
+	if d.ID == "" {
+		d.ID = newID()
+	}
+	return db.InTx(ctx, func(ctx context.Context) error {
+		var one int
+		err := db.r(ctx).QueryRowxContext(ctx, db.q(`SELECT 1 FROM environments
+			WHERE id = ? AND project_id = ? AND deleted_at IS NULL`), d.EnvironmentID, d.ProjectID).Scan(&one)
+		if err != nil {
+			return dbError(err, "environment "+d.EnvironmentID)
+		}
+		now := db.now()
+		if d.StartedAt.IsZero() {
+			d.StartedAt = now
+		}
+		d.StartedAt = timeArg(d.StartedAt)
+		_, err = db.w(ctx).ExecContext(ctx, db.q(`INSERT INTO deployments (`+deploymentCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, d.ProjectID, d.EnvironmentID, strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch,
+			d.Strategy, string(d.Status), string(d.Method), d.Message, d.DeployedBy, change, steps,
+			strPtrArg(d.RollbackOf), d.StartedAt, timePtrArg(d.FinishedAt), now, now)
+		if err != nil {
+			return dbError(err, "deployment "+d.ID)
+		}
+		d.CreatedAt, d.UpdatedAt = now, now
+		return nil
+	})
+}
+
+// GetDeployment returns the deployment with id; ENOTFOUND otherwise.
+func (db *DB) GetDeployment(ctx context.Context, id string) (*fluxgate.Deployment, error) {
+	d, err := scanDeployment(db.r(ctx).QueryRowxContext(ctx,
+		db.q(`SELECT `+deploymentCols+` FROM deployments WHERE id = ?`), id))
+	if err != nil {
+		return nil, dbError(err, "deployment "+id)
+	}
+	return d, nil
+}
+
+// ListDeployments lists deployments matching f, newest first (by id), a page
+// at a time. Empty filter fields match everything.
+func (db *DB) ListDeployments(ctx context.Context, f fluxgate.DeploymentFilter) ([]*fluxgate.Deployment, fluxgate.PageInfo, error) {
+	after, limit, err := pageArgs(f.Page)
+	if err != nil {
+		return nil, fluxgate.PageInfo{}, err
+	}
+	query := `SELECT ` + deploymentCols + ` FROM deployments WHERE 1 = 1`
+	var args []any
+	if after != "" {
+		query += ` AND id < ?`
+		args = append(args, after)
+	}
+	for _, c := range []struct{ col, val string }{
+		{"project_id", f.ProjectID}, {"environment_id", f.EnvironmentID}, {"status", string(f.Status)},
+	} {
+		if c.val != "" {
+			query += ` AND ` + c.col + ` = ?`
+			args = append(args, c.val)
+		}
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit+1)
+	deployments, err := selectAll(ctx, db.r(ctx), db.q(query), scanDeployment, args...)
+	if err != nil {
+		return nil, fluxgate.PageInfo{}, dbError(err, "deployments")
+	}
+	deployments, info := trimPage(deployments, limit, func(d *fluxgate.Deployment) string { return d.ID })
+	return deployments, info, nil
+}
+
+// ListOpenDeployments lists deployments not yet in a terminal status, oldest
+// first.
+func (db *DB) ListOpenDeployments(ctx context.Context) ([]*fluxgate.Deployment, error) {
+	var terminal []string
+	var args []any
+	for _, s := range deploymentStatuses {
+		if s.Terminal() {
+			terminal = append(terminal, "?")
+			args = append(args, string(s))
+		}
+	}
+	deployments, err := selectAll(ctx, db.r(ctx), db.q(`SELECT `+deploymentCols+` FROM deployments
+		WHERE status NOT IN (`+strings.Join(terminal, ", ")+`) ORDER BY id`), scanDeployment, args...)
+	if err != nil {
+		return nil, dbError(err, "open deployments")
+	}
+	return deployments, nil
+}
+
+// FindDeploymentByCommit returns the newest deployment of commitSHA to the
+// environment; ENOTFOUND if there is none.
+func (db *DB) FindDeploymentByCommit(ctx context.Context, environmentID, commitSHA string) (*fluxgate.Deployment, error) {
+	d, err := scanDeployment(db.r(ctx).QueryRowxContext(ctx, db.q(`SELECT `+deploymentCols+` FROM deployments
+		WHERE environment_id = ? AND commit_sha = ? ORDER BY id DESC LIMIT 1`), environmentID, commitSHA))
+	if err != nil {
+		return nil, dbError(err, "deployment of commit "+commitSHA)
+	}
+	return d, nil
+}
+
+// UpdateDeployment writes every field of d but its project, environment and
+// creation time, and fills in UpdatedAt. ENOTFOUND if there is no such
+// deployment.
+func (db *DB) UpdateDeployment(ctx context.Context, d *fluxgate.Deployment) error {
+	change, err := rawJSONArg("change", d.Change)
+	if err != nil {
+		return err
+	}
+	steps, err := jsonArg(d.Steps)
+	if err != nil {
+		return err
+	}
+	now := db.now()
+	res, err := db.w(ctx).ExecContext(ctx, db.q(`UPDATE deployments SET resource_id = ?, version = ?,
+		commit_sha = ?, branch = ?, strategy = ?, status = ?, method = ?, message = ?, deployed_by = ?,
+		change = ?, steps = ?, rollback_of = ?, started_at = ?, finished_at = ?, updated_at = ?
+		WHERE id = ?`),
+		strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch, d.Strategy, string(d.Status), string(d.Method),
+		d.Message, d.DeployedBy, change, steps, strPtrArg(d.RollbackOf), timeArg(d.StartedAt),
+		timePtrArg(d.FinishedAt), now, d.ID)
+	if err := affectedOne(res, err, "deployment "+d.ID); err != nil {
+		return err
+	}
+	d.UpdatedAt = now
+	return nil
+}
+
+// CreateApproval stores a, filling in its ID (when empty) and CreatedAt.
+// EINVALID for an unknown decision; ENOTFOUND if the deployment or user does
+// not exist; ECONFLICT if the user already decided on this deployment.
+func (db *DB) CreateApproval(ctx context.Context, a *fluxgate.Approval) error {
+	if a.Decision != fluxgate.ApprovalApproved && a.Decision != fluxgate.ApprovalRejected {
+		return fluxgate.InvalidField("decision", "decision %q is not approved or rejected", a.Decision)
+	}
+	if a.ID == "" {
+		a.ID = newID()
+	}
+	now := db.now()
+	_, err := db.w(ctx).ExecContext(ctx, db.q(`INSERT INTO approvals
+		(id, deployment_id, user_id, decision, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		a.ID, a.DeploymentID, a.UserID, string(a.Decision), a.Comment, now)
+	if err != nil {
+		return dbError(err, "approval of deployment "+a.DeploymentID+" by "+a.UserID)
+	}
+	a.CreatedAt = now
+	return nil
+}
+
+// ListApprovals lists the decisions on a deployment in the order they were
+// made.
+func (db *DB) ListApprovals(ctx context.Context, deploymentID string) ([]*fluxgate.Approval, error) {
+	approvals, err := selectAll(ctx, db.r(ctx), db.q(`SELECT id, deployment_id, user_id, decision, comment, created_at
+		FROM approvals WHERE deployment_id = ? ORDER BY id`),
+		func(row scanner) (*fluxgate.Approval, error) {
+			var a fluxgate.Approval
+			if err := row.Scan(&a.ID, &a.DeploymentID, &a.UserID, &a.Decision, &a.Comment, timeCol{&a.CreatedAt}); err != nil {
+				return nil, err
+			}
+			return &a, nil
+		}, deploymentID)
+	if err != nil {
+		return nil, dbError(err, "approvals")
+	}
+	return approvals, nil
+}
