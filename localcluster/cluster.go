@@ -491,8 +491,16 @@ func (c *Cluster) bringUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kube client: %w", err)
 	}
-	if err := ensureNamespace(ctx, cs, FluxNamespace); err != nil {
-		return err
+	namespaces := []string{FluxNamespace}
+	if !c.cfg.SkipDemo {
+		for _, env := range demo.Environments() {
+			namespaces = append(namespaces, demo.Namespace(env))
+		}
+	}
+	for _, ns := range namespaces {
+		if err := ensureNamespace(ctx, cs, ns); err != nil {
+			return err
+		}
 	}
 	if err := c.ensureNodes(ctx, cs); err != nil {
 		return err

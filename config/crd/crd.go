@@ -6,8 +6,6 @@
 // Objects() to envtest.Environment.CRDs or WriteDir() to CRDDirectoryPaths.
 package crd
 
-//go:generate ../../tools/crdgen/generate.sh
-
 import (
 	"context"
 	"embed"

@@ -23,6 +23,10 @@ const (
 // Environments returns the names of the demo overlays.
 func Environments() []string { return []string{"development", "production"} }
 
+// Namespace is the namespace the local cluster creates for env's workload
+// (use it as the Kustomization's targetNamespace).
+func Namespace(env string) string { return "demo-" + env }
+
 // OverlayPath is the path a Flux Kustomization applies for env.
 func OverlayPath(env string) string { return "./k8s/overlays/" + env }
 
