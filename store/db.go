@@ -11,6 +11,8 @@ import (
 	"hash/fnv"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -65,7 +67,8 @@ type DB struct {
 // Open connects to the database named by dsn. A postgres:// or
 // postgresql:// URL selects PostgreSQL (pgx); anything else is SQLite:
 // "sqlite:PATH", "file:PATH[?params]" or a plain path (":memory:" gives a
-// private in-memory database). Open does not migrate; call Migrate.
+// private in-memory database); the directory of PATH is created if needed.
+// Open does not migrate; call Migrate.
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	if dsn == "" {
 		return nil, fmt.Errorf("open store: empty dsn")
@@ -90,6 +93,14 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 	db.dialect = DialectSQLite
 	name, memory := sqliteName(dsn)
+	if !memory && !strings.HasPrefix(name, "file:") {
+		// Create the data directory on first use.
+		if dir := filepath.Dir(strings.SplitN(name, "?", 2)[0]); dir != "." {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("open sqlite: %w", err)
+			}
+		}
+	}
 	wdb, err := sql.Open("sqlite", withParams(name, sqliteParams+"&_pragma=journal_mode(WAL)"))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -163,9 +174,10 @@ func (db *DB) Close() error {
 	return err
 }
 
-// Ping checks that the database answers (readiness).
+// Ping checks that the database answers (readiness). On SQLite it uses the
+// read pool, so that it does not wait behind a long write transaction.
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.db.PingContext(ctx); err != nil {
+	if err := db.rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping database: %w", err)
 	}
 	return nil
@@ -191,7 +203,7 @@ func (db *DB) Migrate(ctx context.Context, command string, w io.Writer) error {
 	if db.dialect == DialectPostgres {
 		dialect = goose.DialectPostgres
 		var schema string
-		if err := db.db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		if err := db.db.QueryRowContext(ctx, "SELECT COALESCE(current_schema(), '')").Scan(&schema); err != nil {
 			return fmt.Errorf("migrate: current schema: %w", err)
 		}
 		locker, err := lock.NewPostgresSessionLocker(

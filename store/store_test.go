@@ -19,7 +19,7 @@ func TestSQLite(t *testing.T) {
 }
 
 func TestPostgres(t *testing.T) {
-	storetest.PostgresDSN(t) // skip (or fail in CI) early without DATABASE_URL
+	storetest.PostgresURL(t) // skip (or fail in CI) early without DATABASE_URL
 	storetest.Run(t, func(t *testing.T) fluxgate.Store { return storetest.MustOpenPostgres(t) })
 }
 
@@ -120,6 +120,7 @@ func TestOpenSQLiteDSNs(t *testing.T) {
 		filepath.Join(dir, "plain.db"),
 		"sqlite:" + filepath.Join(dir, "scheme.db"),
 		"file:" + filepath.Join(dir, "uri.db") + "?cache=private",
+		"sqlite:" + filepath.Join(dir, "data", "dir", "nested.db"), // directory created
 		":memory:",
 	} {
 		t.Run(dsn, func(t *testing.T) {

@@ -37,13 +37,7 @@ const (
 // FLUXGATE_REQUIRE_POSTGRES=1.
 func PostgresDSN(tb testing.TB) string {
 	tb.Helper()
-	base := os.Getenv(DatabaseURLEnv)
-	if base == "" {
-		if os.Getenv(RequirePostgresEnv) == "1" {
-			tb.Fatalf("%s is not set but %s=1: PostgreSQL tests are required", DatabaseURLEnv, RequirePostgresEnv)
-		}
-		tb.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run them", DatabaseURLEnv)
-	}
+	base := PostgresURL(tb)
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		tb.Fatalf("%s is not a postgres:// URL", DatabaseURLEnv)
@@ -74,6 +68,20 @@ func PostgresDSN(tb testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// PostgresURL returns DATABASE_URL. Without it the test is skipped, or
+// fails when FLUXGATE_REQUIRE_POSTGRES=1.
+func PostgresURL(tb testing.TB) string {
+	tb.Helper()
+	base := os.Getenv(DatabaseURLEnv)
+	if base == "" {
+		if os.Getenv(RequirePostgresEnv) == "1" {
+			tb.Fatalf("%s is not set but %s=1: PostgreSQL tests are required", DatabaseURLEnv, RequirePostgresEnv)
+		}
+		tb.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run them", DatabaseURLEnv)
+	}
+	return base
 }
 
 // SQLiteDSN returns the DSN of a new SQLite database file in a temporary
