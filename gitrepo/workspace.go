@@ -301,10 +301,11 @@ func (w *Workspace) ReadFiles(ctx context.Context, r Remote, branch, dir string)
 	return c.snapshot(h, dir)
 }
 
-// ReadFilesAt returns the YAML files under dir at a revision already
-// fetched (e.g. the base revision of an edit). An unknown revision is an
-// *InvalidInputError.
-func (w *Workspace) ReadFilesAt(ctx context.Context, r Remote, revision, dir string) (*Snapshot, error) {
+// ReadFilesAt returns the YAML files under dir at a revision of branch
+// (e.g. the base revision of an edit), fetching branch first if the
+// revision is not in the cache yet (another replica made it). A revision
+// that is not a known commit is an *InvalidInputError.
+func (w *Workspace) ReadFilesAt(ctx context.Context, r Remote, branch, revision, dir string) (*Snapshot, error) {
 	r, err := r.normalize()
 	if err != nil {
 		return nil, err
@@ -318,10 +319,16 @@ func (w *Workspace) ReadFilesAt(ctx context.Context, r Remote, revision, dir str
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.repo.CommitObject(plumbing.NewHash(revision)); err != nil {
-		return nil, &InvalidInputError{Field: "baseRevision", Reason: fmt.Sprintf("revision %s is unknown", revision)}
+	h := plumbing.NewHash(revision)
+	if _, err := c.repo.CommitObject(h); err != nil {
+		if err := c.fetch(ctx, r, branch); err != nil {
+			return nil, err
+		}
+		if _, err := c.repo.CommitObject(h); err != nil {
+			return nil, &InvalidInputError{Field: "baseRevision", Reason: fmt.Sprintf("revision %s is unknown", revision)}
+		}
 	}
-	return c.snapshot(plumbing.NewHash(revision), dir)
+	return c.snapshot(h, dir)
 }
 
 func (c *cachedRepo) snapshot(h plumbing.Hash, dir string) (*Snapshot, error) {

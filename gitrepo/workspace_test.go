@@ -47,13 +47,15 @@ func TestReadFiles(t *testing.T) {
 	if _, err := w.ReadFiles(ctx, Remote{URL: bare}, "nope", envDir); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing branch: %v", err)
 	}
-	// ReadFilesAt reads an older revision already fetched.
-	at, err := w.ReadFilesAt(ctx, Remote{URL: bare}, snap.Revision, envDir)
+	// ReadFilesAt reads a revision, fetching when this cache has not seen
+	// it (another replica made it).
+	w2 := newWorkspace(t, Options{})
+	at, err := w2.ReadFilesAt(ctx, Remote{URL: bare}, "main", snap.Revision, envDir)
 	if err != nil || len(at.Files) != 2 {
 		t.Fatalf("ReadFilesAt: %v %v", at, err)
 	}
 	var inv *InvalidInputError
-	if _, err := w.ReadFilesAt(ctx, Remote{URL: bare}, strings.Repeat("ab", 20), envDir); !errors.As(err, &inv) {
+	if _, err := w.ReadFilesAt(ctx, Remote{URL: bare}, "main", strings.Repeat("ab", 20), envDir); !errors.As(err, &inv) {
 		t.Fatalf("unknown revision: %v", err)
 	}
 }
