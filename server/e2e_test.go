@@ -470,7 +470,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 		t.Fatalf("big body: %d", r.Status)
 	}
 	// Depth limit.
-	deep := `{ projects { edges { node { environments { project { environments { project { environments { project { environments { project { name } } } } } } } } } } } }`
+	deep := `{ projects { edges { node { environments { project { environments { project { environments { project { environments { project { environments { project { name } } } } } } } } } } } } } }`
 	if r := post("", `{"query":"`+deep+`"}`); len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "limit") {
 		t.Fatalf("deep query: %+v", r.Errors)
 	}

@@ -32,10 +32,11 @@ func (f *fixture) as(name string) context.Context {
 	return fluxgate.NewContextWithUser(context.Background(), f.users[name])
 }
 
-func must[T any](t *testing.T, v T, err error) T {
-	t.Helper()
+// must unwraps a setup step; a failing setup panics, failing the test
+// with its stack.
+func must[T any](v T, err error) T {
 	if err != nil {
-		t.Fatal(err)
+		panic(fmt.Sprintf("setup: %v", err))
 	}
 	return v
 }
@@ -51,14 +52,14 @@ type target struct {
 func (f *fixture) newTarget(t *testing.T, n int) target {
 	t.Helper()
 	ctx := f.as("owner")
-	p := must(t, f.svc.CreateProject(ctx, service.CreateProjectInput{Slug: fmt.Sprintf("p%d", n), Name: "P"}))
+	p := must(f.svc.CreateProject(ctx, service.CreateProjectInput{Slug: fmt.Sprintf("p%d", n), Name: "P"}))
 	for _, role := range []fluxgate.Role{fluxgate.RoleMaintainer, fluxgate.RoleDeveloper, fluxgate.RoleViewer} {
-		must(t, f.svc.AddProjectMember(ctx, p.ID, f.users[string(role)].ID, role))
+		must(f.svc.AddProjectMember(ctx, p.ID, f.users[string(role)].ID, role))
 	}
-	spare := must(t, f.svc.SignIn(context.Background(), service.Identity{Subject: fmt.Sprintf("spare%d", n)}))
-	must(t, f.svc.AddProjectMember(ctx, p.ID, spare.ID, fluxgate.RoleViewer))
-	e := must(t, f.svc.CreateEnvironment(ctx, service.CreateEnvironmentInput{ProjectID: p.ID, Name: "staging", Type: fluxgate.EnvironmentStaging}))
-	r := must(t, f.svc.ConnectRepository(ctx, service.ConnectRepositoryInput{ProjectID: p.ID, CloneURL: "https://github.com/acme/app.git"}))
+	spare := must(f.svc.SignIn(context.Background(), service.Identity{Subject: fmt.Sprintf("spare%d", n)}))
+	must(f.svc.AddProjectMember(ctx, p.ID, spare.ID, fluxgate.RoleViewer))
+	e := must(f.svc.CreateEnvironment(ctx, service.CreateEnvironmentInput{ProjectID: p.ID, Name: "staging", Type: fluxgate.EnvironmentStaging}))
+	r := must(f.svc.ConnectRepository(ctx, service.ConnectRepositoryInput{ProjectID: p.ID, CloneURL: "https://github.com/acme/app.git"}))
 	return target{project: p, env: e, repo: r, spare: spare}
 }
 
@@ -148,13 +149,13 @@ func TestEnvironmentPermissions(t *testing.T) {
 	f := newFixture(t)
 	tg := f.newTarget(t, 1)
 	owner := f.as("owner")
-	team := must(t, f.svc.CreateTeam(owner, "sre", "SRE"))
-	must(t, f.svc.AddTeamMember(owner, team.ID, f.users["developer"].ID))
+	team := must(f.svc.CreateTeam(owner, "sre", "SRE"))
+	must(f.svc.AddTeamMember(owner, team.ID, f.users["developer"].ID))
 	perms := []fluxgate.EnvPermission{
 		{SubjectType: fluxgate.SubjectTeam, SubjectID: team.ID, Permission: fluxgate.EnvPermissionAdmin},
 		{SubjectType: fluxgate.SubjectUser, SubjectID: f.users["outsider"].ID, Permission: fluxgate.EnvPermissionRead},
 	}
-	must(t, f.svc.UpdateEnvironment(owner, service.UpdateEnvironmentInput{ID: tg.env.ID, Permissions: &perms}))
+	must(f.svc.UpdateEnvironment(owner, service.UpdateEnvironmentInput{ID: tg.env.ID, Permissions: &perms}))
 
 	rename := func(who string) error {
 		n := "renamed-by-" + who
