@@ -76,9 +76,15 @@ func TestRBACMatrix(t *testing.T) {
 		run    func(ctx context.Context, tg target) error
 	}{
 		{"read project", fluxgate.ActionRead, func(ctx context.Context, tg target) error { _, err := f.svc.Project(ctx, tg.project.ID); return err }},
-		{"list environments", fluxgate.ActionRead, func(ctx context.Context, tg target) error { _, err := f.svc.Environments(ctx, tg.project.ID); return err }},
+		{"list environments", fluxgate.ActionRead, func(ctx context.Context, tg target) error {
+			_, err := f.svc.Environments(ctx, tg.project.ID)
+			return err
+		}},
 		{"read environment", fluxgate.ActionRead, func(ctx context.Context, tg target) error { _, err := f.svc.Environment(ctx, tg.env.ID); return err }},
-		{"list repositories", fluxgate.ActionRead, func(ctx context.Context, tg target) error { _, err := f.svc.Repositories(ctx, tg.project.ID); return err }},
+		{"list repositories", fluxgate.ActionRead, func(ctx context.Context, tg target) error {
+			_, err := f.svc.Repositories(ctx, tg.project.ID)
+			return err
+		}},
 		{"list members", fluxgate.ActionRead, func(ctx context.Context, tg target) error { _, err := f.svc.Members(ctx, tg.project.ID); return err }},
 		{"audit log", fluxgate.ActionRead, func(ctx context.Context, tg target) error {
 			_, _, err := f.svc.AuditLog(ctx, tg.project.ID, fluxgate.Page{})
