@@ -141,6 +141,9 @@ CREATE TABLE deployments (
 );
 CREATE INDEX deployments_project_env_idx ON deployments (project_id, environment_id, created_at, id);
 CREATE INDEX deployments_env_commit_idx ON deployments (environment_id, commit_sha);
+-- Newest-first listings (keyset by id) per project and per environment.
+CREATE INDEX deployments_project_id_idx ON deployments (project_id, id);
+CREATE INDEX deployments_env_id_idx ON deployments (environment_id, id);
 CREATE INDEX deployments_status_idx ON deployments (status);
 
 CREATE TABLE approvals (
