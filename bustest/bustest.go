@@ -348,8 +348,14 @@ func testDisconnect(t *testing.T, h BusHarness) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// Events before the client connects; it starts at the head, as a
+	// resolver does for a client without a cursor.
+	const before = 5
+	for range before {
+		log.append("a")
+	}
 	raw := subscribe(t, subBus, tp)
-	stream, err := hub.New(subBus, hub.Options{}).Subscribe(ctx, hub.Request{Topic: tp, Replay: log.replay})
+	stream, err := hub.New(subBus, hub.Options{}).Subscribe(ctx, hub.Request{Topic: tp, After: before, Replay: log.replay})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +385,7 @@ func testDisconnect(t *testing.T, h BusHarness) {
 		published <- nil
 	}()
 
-	for want := int64(1); want <= total; {
+	for want := int64(before + 1); want <= before+total; {
 		select {
 		case <-disconnect:
 			h.Disconnect(t, subBus)

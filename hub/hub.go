@@ -23,6 +23,7 @@ import (
 // ReplayFunc returns the events of a topic with Seq > afterSeq in
 // ascending Seq order, read from the database. It may return a limited
 // page: the hub calls it again after the last Seq until it returns none.
+// afterSeq is always > 0 (fluxgate.FluxEventFilter.AfterSeq semantics).
 type ReplayFunc func(ctx context.Context, afterSeq int64) ([]fluxgate.Event, error)
 
 // Request describes a stream.
@@ -32,9 +33,10 @@ type Request struct {
 	// EventResync is passed to the stream for the caller to handle.
 	Replay ReplayFunc
 	// After is the cursor of a resumable stream: the last Seq the client
-	// has. Events up to it are never sent. A client without a cursor
-	// should be given the current last Seq of the topic (not 0, which
-	// replays everything), so that a later resync can backfill from there.
+	// has; events up to it are never sent. A client without a cursor
+	// should be given the topic's current last Seq, so that a resync can
+	// backfill from there. With 0 nothing is replayed until the stream has
+	// seen a sequenced event (then resyncs backfill from the first one).
 	After int64
 }
 
@@ -115,7 +117,7 @@ func Subscribe[T any](ctx context.Context, h *Hub, req Request, convert func(flu
 		return nil, fmt.Errorf("subscribe %s: %w", req.Topic, err)
 	}
 	var first []fluxgate.Event
-	if req.Replay != nil {
+	if req.Replay != nil && req.After > 0 {
 		if first, err = req.Replay(ctx, req.After); err != nil {
 			sub.Close()
 			return nil, fmt.Errorf("replay %s after %d: %w", req.Topic, req.After, err)
@@ -148,7 +150,7 @@ func (r *runner[T]) run(ctx context.Context, first []fluxgate.Event) {
 	defer r.hub.active.Add(-1)
 	defer r.sub.Close()
 
-	if r.req.Replay != nil && !r.backfill(ctx, r.req.After, first) {
+	if r.req.Replay != nil && r.req.After > 0 && !r.backfill(ctx, r.req.After, first) {
 		return
 	}
 	for {
@@ -161,10 +163,10 @@ func (r *runner[T]) run(ctx context.Context, first []fluxgate.Event) {
 				return
 			}
 			if ev.Type == fluxgate.EventResync && r.req.Replay != nil {
-				// Everything up to the window's floor was delivered (or
+				// Everything up to the window's base was delivered (or
 				// is too old to matter); the window drops what was
 				// delivered above it.
-				if !r.backfill(ctx, r.seen.floor, nil) {
+				if base := r.seen.base(); base > 0 && !r.backfill(ctx, base, nil) {
 					return
 				}
 				continue
@@ -246,6 +248,16 @@ type window struct {
 	floor int64
 	size  int
 	seqs  []int64
+}
+
+// base is the sequence a backfill starts after: the floor, or for a
+// stream that started without a cursor, just before the first sequence it
+// saw (0 if it saw none).
+func (w *window) base() int64 {
+	if w.floor == 0 && len(w.seqs) > 0 {
+		return w.seqs[0] - 1
+	}
+	return w.floor
 }
 
 // add records seq and reports whether it was new.

@@ -162,11 +162,38 @@ func TestPagedReplay(t *testing.T) {
 	db.record(t, bus, 100)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	s, err := h.Subscribe(ctx, hub.Request{Topic: topic, After: 1, Replay: db.replay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectSeqs(t, s, 2, 100)
+	expectQuiet(t, s)
+}
+
+func TestNoCursorResyncBackfillsFromFirstSeen(t *testing.T) {
+	h, bus := newHub(t, 0)
+	var db store
+	for range 9 {
+		db.append() // before the stream: never sent
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	s, err := h.Subscribe(ctx, hub.Request{Topic: topic, Replay: db.replay})
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectSeqs(t, s, 1, 100)
+	if db.calls != 0 {
+		t.Fatalf("replayed %d times without a cursor", db.calls)
+	}
+	db.record(t, bus, 3)
+	expectSeqs(t, s, 10, 12)
+	for range 3 {
+		db.append() // lost by the bus
+	}
+	if err := bus.Publish(ctx, topic, fluxgate.Event{Type: fluxgate.EventResync}); err != nil {
+		t.Fatal(err)
+	}
+	expectSeqs(t, s, 13, 15)
 	expectQuiet(t, s)
 }
 
@@ -326,7 +353,7 @@ func TestReplayErrors(t *testing.T) {
 
 	// A failing backfill ends the stream with the error.
 	db.fail = nil
-	s, err := h.Subscribe(context.Background(), hub.Request{Topic: topic, Replay: db.replay})
+	s, err := h.Subscribe(context.Background(), hub.Request{Topic: topic, After: 3, Replay: db.replay})
 	if err != nil {
 		t.Fatal(err)
 	}
