@@ -175,6 +175,7 @@ func EditDeployment(src []byte, edit DeploymentEdit) ([]byte, error) {
 	if err := edit.Validate(); err != nil {
 		return nil, err
 	}
+	src, crlf := toLF(src)
 	f, err := Parse(src)
 	if err != nil {
 		return nil, err
@@ -187,7 +188,11 @@ func EditDeployment(src []byte, edit DeploymentEdit) ([]byte, error) {
 	if err := applyDeploymentEdit(yaml.NewRNode(rootOf(docs[i])), edit); err != nil {
 		return nil, err
 	}
-	return f.Render(docs)
+	out, err := f.Render(docs)
+	if err != nil {
+		return nil, err
+	}
+	return fromLF(out, crlf), nil
 }
 
 func intNode(v int64) *yaml.Node {
@@ -233,6 +238,11 @@ func setField(rn *yaml.RNode, key string, v *yaml.Node) error {
 // mapping ("{}") becomes a block mapping so that new fields are written in
 // block style.
 func mapField(rn *yaml.RNode, key string) (*yaml.RNode, error) {
+	if v := mapGetPresent(rn.YNode(), key); v != nil && v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+		if err := setField(rn, key, &yaml.Node{Kind: yaml.MappingNode, Tag: yaml.NodeTagMap}); err != nil {
+			return nil, err
+		}
+	}
 	m, err := rn.Pipe(yaml.LookupCreate(yaml.MappingNode, key))
 	if err != nil {
 		return nil, fmt.Errorf("lookup %s: %w", key, err)

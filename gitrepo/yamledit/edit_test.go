@@ -225,3 +225,51 @@ func TestEditNoOpKeepsBytes(t *testing.T) {
 		t.Fatalf("setting current values changed the file:\n%s", UnifiedDiff("f", src, out))
 	}
 }
+
+func TestEditEdgeCases(t *testing.T) {
+	edit := DeploymentEdit{Replicas: ptr(int32(2)), Containers: []ContainerEdit{{Image: ptr("new:1"),
+		Env:       []EnvVar{{Name: "A", Value: "1"}, {Name: "OLD", Value: "two\nlines"}},
+		Resources: &ResourcesEdit{Limits: map[string]string{"cpu": "1"}}}}}
+	tests := []struct {
+		name     string
+		src      string
+		contains []string
+	}{
+		{name: "flow container, document marker, no final newline",
+			src:      "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: api, image: \"acme/api:1\"}\n# trailing comment",
+			contains: []string{"---\napiVersion: apps/v1\n", "metadata: {name: a}\n", "image: \"new:1\"", "\n# trailing comment"}},
+		{name: "empty env list and null resources",
+			src:      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: x\n        env: []\n        resources:\n",
+			contains: []string{"        env:\n        - name: A\n", "        resources:\n          limits:\n            cpu: 1\n"}},
+		{name: "CRLF line ends are kept",
+			src:      "apiVersion: apps/v1\r\nkind: Deployment\r\nmetadata:\r\n  name: a\r\nspec:\r\n  replicas: 1\r\n  template:\r\n    spec:\r\n      containers:\r\n      - name: c\r\n        image: x\r\n",
+			contains: []string{"  replicas: 2\r\n", "        image: new:1\r\n", "        - name: A\r\n"}},
+		{name: "block scalars and foot comments",
+			src:      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: >-\n          x\n        env:\n        - name: OLD\n          value: |\n            multi\n            line\n        # end of env\n      # end of containers\n",
+			contains: []string{"        image: >-\n          new:1\n", "          value: |-\n            two\n            lines\n", "      # end of containers\n  replicas: 2\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := EditDeployment([]byte(tt.src), edit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tt.contains {
+				if !strings.Contains(string(out), c) {
+					t.Errorf("output lacks %q:\n%s", c, out)
+				}
+			}
+			if strings.Contains(tt.src, "\r\n") && strings.Count(string(out), "\n") != strings.Count(string(out), "\r\n") {
+				t.Errorf("mixed line ends:\n%q", out)
+			}
+			v, err := ParseDeploymentView(out, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := v.Containers[0]
+			if *v.Replicas != 2 || c.Image != "new:1" || c.Resources.Limits["cpu"] != "1" || len(c.Env) < 2 {
+				t.Fatalf("view = %+v %+v", v, c)
+			}
+		})
+	}
+}

@@ -29,6 +29,9 @@ func Merge3(file string, base, theirs, ours []byte) ([]byte, error) {
 	case bytes.Equal(theirs, ours) && (theirs == nil) == (ours == nil):
 		return theirs, nil
 	}
+	theirs, crlf := toLF(theirs)
+	base, _ = toLF(base)
+	ours, _ = toLF(ours)
 	bf, err := parseOrEmpty(base)
 	if err != nil {
 		return nil, fmt.Errorf("parse base %s: %w", file, err)
@@ -103,7 +106,11 @@ func Merge3(file string, base, theirs, ours []byte) ([]byte, error) {
 	if len(m.conflicts) > 0 {
 		return nil, &ConflictError{Conflicts: m.conflicts}
 	}
-	return tf.Render(merged)
+	out, err := tf.Render(merged)
+	if err != nil {
+		return nil, err
+	}
+	return fromLF(out, crlf), nil
 }
 
 func index(keys []string) map[string]int {

@@ -246,3 +246,18 @@ func (f *File) offset(line, col int) int {
 	}
 	return off
 }
+
+// toLF converts CRLF line ends to LF for editing; fromLF restores them.
+func toLF(src []byte) ([]byte, bool) {
+	if !bytes.Contains(src, []byte("\r\n")) {
+		return src, false
+	}
+	return bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n")), true
+}
+
+func fromLF(out []byte, crlf bool) []byte {
+	if !crlf {
+		return out
+	}
+	return bytes.ReplaceAll(out, []byte("\n"), []byte("\r\n"))
+}

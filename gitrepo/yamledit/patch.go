@@ -478,6 +478,25 @@ func (p *patcher) extendOverComment(start int, hc string) int {
 	return start
 }
 
+// afterNestedComments moves a line start past comment lines indented more
+// than col: they belong to the nested content just before them.
+func (p *patcher) afterNestedComments(at, col int) int {
+	src := p.f.Src
+	for at < len(src) {
+		le := p.lineEndOf(at)
+		line := src[at:le]
+		trimmed := bytes.TrimLeft(line, " ")
+		if !bytes.HasPrefix(trimmed, []byte("#")) || len(line)-len(trimmed) <= col {
+			break
+		}
+		at = p.nextLine(at)
+		if le == len(src) {
+			break
+		}
+	}
+	return at
+}
+
 func (p *patcher) add(start, end int, text string) {
 	p.edits = append(p.edits, textEdit{start, end, text})
 }
@@ -607,7 +626,7 @@ func (p *patcher) diffMapping(old, new *yaml.Node, s slot) error {
 	if err != nil {
 		return err
 	}
-	p.insertLines(p.nextLine(end), text+"\n")
+	p.insertLines(p.afterNestedComments(p.nextLine(end), keyCol), text+"\n")
 	return nil
 }
 
@@ -655,7 +674,7 @@ func (p *patcher) diffSeq(old, new *yaml.Node, s slot) error {
 		if err != nil {
 			return 0, err
 		}
-		return p.nextLine(e), nil
+		return p.afterNestedComments(p.nextLine(e), dashCol), nil
 	}
 	oldNames, okOld := namedItems(old)
 	newNames, okNew := namedItems(new)
