@@ -94,25 +94,50 @@ func FuzzEdit(f *testing.F) {
 
 // FuzzMerge: merging never panics; a successful merge keeps every change
 // of theirs that ours did not touch and every change of ours that theirs did
-// not touch.
+// not touch. Empty theirs / ours are derived from base with Deployment
+// edits (image and replicas on theirs, env and replicas on ours), so the
+// fuzzer explores realistic concurrent edits as well as raw YAML.
 func FuzzMerge(f *testing.F) {
 	base := []byte(mergeBase)
-	f.Add(base, []byte(strings.Replace(mergeBase, "replicas: 2", "replicas: 3", 1)), []byte(strings.Replace(mergeBase, "acme/web:1", "acme/web:2", 1)))
-	f.Add(base, []byte(strings.Replace(mergeBase, `value: "1"`, `value: "9"`, 1)), []byte(strings.Replace(mergeBase, "            - name: B\n              value: \"2\"\n", "", 1)))
-	f.Add(base, []byte(strings.Replace(mergeBase, "        - name: sidecar\n          image: acme/sidecar:1\n", "", 1)), []byte(mergeBase+"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"))
-	f.Add(base, []byte(strings.Replace(mergeBase, "# shop web", "# theirs", 1)), []byte(strings.Replace(mergeBase, "httpGet: {path: /healthz, port: 8080}", "httpGet: {path: /live, port: 8080}", 1)))
-	f.Add([]byte("a: 1\nb: [1, 2]\n"), []byte("a: 2\nb: [1, 2]\n"), []byte("a: 1\nb: [1]\nc: {d: e}\n"))
-	f.Fuzz(func(t *testing.T, base, theirs, ours []byte) {
+	f.Add(base, []byte(strings.Replace(mergeBase, "replicas: 2", "replicas: 3", 1)), []byte(strings.Replace(mergeBase, "acme/web:1", "acme/web:2", 1)), "", int32(0), "", int32(0))
+	f.Add(base, []byte(strings.Replace(mergeBase, `value: "1"`, `value: "9"`, 1)), []byte(strings.Replace(mergeBase, "            - name: B\n              value: \"2\"\n", "", 1)), "", int32(0), "", int32(0))
+	f.Add(base, []byte(strings.Replace(mergeBase, "        - name: sidecar\n          image: acme/sidecar:1\n", "", 1)), []byte(mergeBase+"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"), "", int32(0), "", int32(0))
+	f.Add(base, []byte(strings.Replace(mergeBase, "# shop web", "# theirs", 1)), []byte(strings.Replace(mergeBase, "httpGet: {path: /healthz, port: 8080}", "httpGet: {path: /live, port: 8080}", 1)), "", int32(0), "", int32(0))
+	f.Add([]byte("a: 1\nb: [1, 2]\n"), []byte("a: 2\nb: [1, 2]\n"), []byte("a: 1\nb: [1]\nc: {d: e}\n"), "", int32(0), "", int32(0))
+	f.Add(base, []byte{}, []byte{}, "acme/web:5", int32(4), "NEW", int32(0))
+	f.Add(base, []byte{}, []byte{}, "acme/web:5", int32(4), "A", int32(4))
+	f.Add(mustRead(f, filepath.Join("..", "testdata", "edit", "deployment.yaml")), []byte{}, []byte{}, "x:1", int32(1), "LOG_LEVEL", int32(2))
+	f.Fuzz(func(t *testing.T, base, theirs, ours []byte, tImage string, tReplicas int32, oEnv string, oReplicas int32) {
+		if len(theirs) == 0 {
+			e := DeploymentEdit{Replicas: &tReplicas}
+			if tImage != "" {
+				e.Containers = []ContainerEdit{{Image: &tImage}}
+			}
+			var err error
+			if theirs, err = EditDeployment(base, e); err != nil {
+				return
+			}
+		}
+		if len(ours) == 0 {
+			e := DeploymentEdit{}
+			if oReplicas != 0 {
+				e.Replicas = &oReplicas
+			}
+			if oEnv != "" {
+				e.Containers = []ContainerEdit{{Env: []EnvVar{{Name: oEnv, Value: oEnv + "-value"}}}}
+			}
+			var err error
+			if ours, err = EditDeployment(base, e); err != nil {
+				return
+			}
+		}
 		out, err := Merge3("f", base, theirs, ours)
 		if err != nil {
 			return
 		}
 		ours2, err1 := DiffFiles("f", base, ours)
 		theirs2, err2 := DiffFiles("f", base, theirs)
-		if err1 != nil || err2 != nil {
-			return
-		}
-		if out == nil {
+		if err1 != nil || err2 != nil || out == nil {
 			return
 		}
 		vsTheirs, err := DiffFiles("f", theirs, out)
