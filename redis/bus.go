@@ -136,6 +136,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (fluxgate.Subscriptio
 	if first {
 		st.pending++
 	}
+	wait := !b.down // while Redis is unreachable, do not wait for it
 	b.mu.Unlock()
 	if first {
 		if err := b.ps.Subscribe(ctx, b.Channel(topic)); err != nil {
@@ -145,10 +146,17 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (fluxgate.Subscriptio
 			st.pending--
 			st.resync = true
 			b.mu.Unlock()
+			wait = false
 			b.opts.Logger.Warn("redis subscribe failed; will resync when connected", "topic", topic, "error", err)
 		}
 	}
 	b.subMu.Unlock()
+	if !wait {
+		b.mu.Lock()
+		st.resync = true
+		b.mu.Unlock()
+		return sub, nil
+	}
 
 	timer := time.NewTimer(b.opts.SubscribeTimeout)
 	defer timer.Stop()

@@ -143,3 +143,35 @@ func TestPresence(t *testing.T) {
 		},
 	})
 }
+
+// TestRedisUnreachable: with Redis down, subscribing still works (live
+// updates pause), publishing fails and closing does not hang.
+func TestRedisUnreachable(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer client.Close()
+	bus := redis.NewBus(client, redis.BusOptions{SubscribeTimeout: 3 * time.Second})
+	start := time.Now()
+	sub, err := bus.Subscribe(context.Background(), "project:p1")
+	if err != nil {
+		t.Fatalf("subscribe with Redis down: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("subscribe with Redis down took %v", d)
+	}
+	if err := bus.Publish(context.Background(), "project:p1", fluxgate.Event{Type: fluxgate.EventFluxEvent}); err == nil {
+		t.Fatal("publish with Redis down succeeded")
+	}
+	done := make(chan error, 1)
+	go func() { done <- bus.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("close hung")
+	}
+	if _, ok := <-sub.C(); ok || sub.Err() != fluxgate.ErrBusClosed {
+		t.Fatalf("after close: Err %v", sub.Err())
+	}
+}
