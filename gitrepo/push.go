@@ -22,14 +22,15 @@ type branchMovedError struct {
 func (e *branchMovedError) Error() string { return e.msg }
 
 // push sends exactly the objects written for one commit (objs, all in st)
-// and asks the server to move refs/heads/branch from parent to sha. The
-// update is a compare-and-swap on the server: if another push moved the
-// branch first, it is refused and a *branchMovedError is returned.
+// and asks the server to move refs/heads/branch from expect to sha (expect
+// zero: create it). The update is a compare-and-swap on the server: if
+// another push moved the branch first, it is refused and a
+// *branchMovedError is returned.
 //
 // go-git's Repository.Push would find the objects to send by walking every
 // object reachable from the remote's refs, which costs seconds on a large
 // repository; here the set is known.
-func push(ctx context.Context, url string, auth transport.AuthMethod, st storer.EncodedObjectStorer, branch string, parent, sha plumbing.Hash, objs []plumbing.Hash) (err error) {
+func push(ctx context.Context, url string, auth transport.AuthMethod, st storer.EncodedObjectStorer, branch string, expect, sha plumbing.Hash, objs []plumbing.Hash) (err error) {
 	ep, err := transport.NewEndpoint(url)
 	if err != nil {
 		return fmt.Errorf("endpoint: %w", err)
@@ -56,11 +57,12 @@ func push(ctx context.Context, url string, auth transport.AuthMethod, st storer.
 	if err != nil {
 		return err
 	}
-	if cur, err := refs.Reference(name); err != nil || cur.Hash() != parent {
+	cur, err := refs.Reference(name)
+	if (expect.IsZero() && err == nil) || (!expect.IsZero() && (err != nil || cur.Hash() != expect)) {
 		return &branchMovedError{msg: fmt.Sprintf("%s moved on the remote", name)}
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
-	req.Commands = []*packp.Command{{Name: name, Old: parent, New: sha}}
+	req.Commands = []*packp.Command{{Name: name, Old: expect, New: sha}}
 	rd, wr := io.Pipe()
 	req.Packfile = rd
 	done := make(chan error, 1)
@@ -73,7 +75,7 @@ func push(ctx context.Context, url string, auth transport.AuthMethod, st storer.
 	encErr := <-done
 	if rs != nil {
 		if rerr := rs.Error(); rerr != nil {
-			// The server refused the ref update: with Old = parent this
+			// The server refused the ref update: with Old = expect this
 			// means another push won the race.
 			return &branchMovedError{msg: rerr.Error()}
 		}

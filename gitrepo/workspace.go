@@ -32,6 +32,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
@@ -261,7 +262,7 @@ func (c *cachedRepo) fetch(ctx context.Context, r Remote, branch string) error {
 	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:%s", branch, remoteRef(branch)))
 	err = c.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RemoteURL: r.URL, RefSpecs: []config.RefSpec{spec}, Auth: auth, Tags: git.NoTags})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		if strings.Contains(err.Error(), "couldn't find remote ref") {
+		if errors.Is(err, git.NoMatchingRefSpecError{}) || errors.Is(err, transport.ErrEmptyRemoteRepository) {
 			return fmt.Errorf("branch %q: %w", branch, ErrNotFound)
 		}
 		return sanitize("fetch "+branch, err, r.Auth.secrets())
@@ -332,6 +333,9 @@ func (w *Workspace) ReadFilesAt(ctx context.Context, r Remote, branch, revision,
 }
 
 func (c *cachedRepo) snapshot(h plumbing.Hash, dir string) (*Snapshot, error) {
+	if h.IsZero() {
+		return &Snapshot{Dir: cleanDir(dir)}, nil // a branch about to be created
+	}
 	commit, err := c.repo.CommitObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", h, err)
@@ -407,6 +411,11 @@ type CommitRequest struct {
 	Dir    string // the environment's path; the edit sees and may change only files under it
 	Author Signature
 	Edit   EditFunc
+	// CreateBranch lets Commit create Branch when the remote lacks it:
+	// from the head of From, or as a root commit when From is empty (the
+	// first commit of an empty repository).
+	CreateBranch bool
+	From         string
 }
 
 // CommitResult describes a pushed commit.
@@ -481,11 +490,21 @@ func (w *Workspace) Commit(ctx context.Context, req CommitRequest) (*CommitResul
 func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req CommitRequest) (*CommitResult, bool, error) {
 	secrets := r.Auth.secrets()
 	c.mu.Lock()
-	err := c.fetch(ctx, r, req.Branch)
-	var parent plumbing.Hash
+	// expect is what the remote branch must still point at when we push
+	// (zero: the branch must not exist yet).
+	var parent, expect plumbing.Hash
 	var snap *Snapshot
-	if err == nil {
+	err := c.fetch(ctx, r, req.Branch)
+	switch {
+	case err == nil:
 		parent, err = c.head(req.Branch)
+		expect = parent
+	case errors.Is(err, ErrNotFound) && req.CreateBranch && req.From != "":
+		if err = c.fetch(ctx, r, req.From); err == nil {
+			parent, err = c.head(req.From)
+		}
+	case errors.Is(err, ErrNotFound) && req.CreateBranch:
+		err = nil // a root commit
 	}
 	if err == nil {
 		snap, err = c.snapshot(parent, req.Dir)
@@ -517,17 +536,22 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	commit, err := c.repo.CommitObject(parent)
-	if err != nil {
-		return nil, false, fmt.Errorf("read commit %s: %w", parent, err)
+	var rootTree plumbing.Hash
+	var parents []plumbing.Hash
+	if !parent.IsZero() {
+		commit, err := c.repo.CommitObject(parent)
+		if err != nil {
+			return nil, false, fmt.Errorf("read commit %s: %w", parent, err)
+		}
+		rootTree, parents = commit.TreeHash, []plumbing.Hash{parent}
 	}
 	st := c.repo.Storer
 	ow := &objWriter{st: st}
-	treeHash, changed, err := writeTree(ow, commit.TreeHash, files)
+	treeHash, changed, err := writeTree(ow, rootTree, files)
 	if err != nil {
 		return nil, false, fmt.Errorf("write tree: %w", err)
 	}
-	if len(changed) == 0 {
+	if len(changed) == 0 || treeHash.IsZero() {
 		return nil, false, ErrNoChange
 	}
 	now := w.opts.Now()
@@ -536,7 +560,7 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 		Committer:    object.Signature{Name: w.opts.Committer.Name, Email: w.opts.Committer.Email, When: now},
 		Message:      msg + "\n",
 		TreeHash:     treeHash,
-		ParentHashes: []plumbing.Hash{parent},
+		ParentHashes: parents,
 	}
 	obj := st.NewEncodedObject()
 	if err := nc.Encode(obj); err != nil {
@@ -550,7 +574,7 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 	if err != nil {
 		return nil, false, err
 	}
-	if err := push(ctx, r.URL, auth, st, req.Branch, parent, sha, ow.written); err != nil {
+	if err := push(ctx, r.URL, auth, st, req.Branch, expect, sha, ow.written); err != nil {
 		var moved *branchMovedError
 		return nil, errors.As(err, &moved), sanitize("push "+req.Branch, err, secrets)
 	}
@@ -558,7 +582,11 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 	if err := st.SetReference(plumbing.NewHashReference(remoteRef(req.Branch), sha)); err != nil {
 		return nil, false, fmt.Errorf("set %s: %w", remoteRef(req.Branch), err)
 	}
-	return &CommitResult{SHA: sha.String(), Parent: parent.String(), Branch: req.Branch, Files: changed}, false, nil
+	res := &CommitResult{SHA: sha.String(), Branch: req.Branch, Files: changed}
+	if !parent.IsZero() {
+		res.Parent = parent.String()
+	}
+	return res, false, nil
 }
 
 // writeTree writes the trees for root with files changed (nil content

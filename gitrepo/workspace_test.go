@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	git "github.com/go-git/go-git/v5"
+
 	"github.com/fluxgate/fluxgate/gitrepo/yamledit"
 )
 
@@ -295,5 +297,44 @@ func TestStructuredAndViewChanges(t *testing.T) {
 	files, err = StructuredChange(snap, yamledit.DeploymentEdit{Replicas: ptr(int32(1))})
 	if err != nil || !strings.Contains(string(files[envDir+"/deployment.yaml"]), "replicas: 1 # scaled") {
 		t.Fatalf("structured change: %v", err)
+	}
+}
+
+func TestCommitCreatesBranches(t *testing.T) {
+	ctx := context.Background()
+	// First commit of an empty repository.
+	empty := t.TempDir() + "/empty.git"
+	if _, err := git.PlainInit(empty, true); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorkspace(t, Options{})
+	scaffold := func(ctx context.Context, head *Snapshot) (*Change, error) {
+		if head.Revision != "" || len(head.Files) != 0 {
+			t.Errorf("head of a new branch = %+v", head)
+		}
+		return &Change{Files: map[string][]byte{"k8s/base/cm.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")}, Message: "chore: scaffold"}, nil
+	}
+	res, err := w.Commit(ctx, CommitRequest{Remote: Remote{URL: empty}, Branch: "main", Dir: "k8s", Author: testUser, Edit: scaffold, CreateBranch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parent != "" || gitCmd(t, empty, "rev-parse", "main") != res.SHA || gitCmd(t, empty, "rev-list", "--count", "main") != "1" {
+		t.Fatalf("root commit: %+v", res)
+	}
+	gitCmd(t, empty, "fsck", "--strict")
+	// Without CreateBranch a missing branch is not found.
+	if _, err := w.Commit(ctx, CommitRequest{Remote: Remote{URL: empty}, Branch: "staging", Dir: "k8s", Author: testUser, Edit: scaffold}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing branch: %v", err)
+	}
+	// A new environment branch from main.
+	bare := newRemote(t, nil)
+	res, err = w.Commit(ctx, CommitRequest{Remote: Remote{URL: bare}, Branch: "staging", Dir: envDir, Author: testUser, CreateBranch: true, From: "main",
+		Edit: DeployEdit(DeployRequest{Replicas: ptr(int32(1)), User: "Ada"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parent != gitCmd(t, bare, "rev-parse", "main") || !strings.Contains(remoteFile(t, bare, envDir+"/deployment.yaml"), "replicas: 2") ||
+		!strings.Contains(gitCmd(t, bare, "show", "staging:"+envDir+"/deployment.yaml"), "replicas: 1 # scaled") {
+		t.Fatalf("branch from main: %+v", res)
 	}
 }
