@@ -120,7 +120,8 @@ func syntaxError(src []byte, err error) error {
 	return se
 }
 
-// checkNode rejects documents whose alias expansion or depth is too large.
+// checkNode rejects documents whose alias expansion or depth is too large,
+// and mappings with duplicate keys (ambiguous, and refused by Kubernetes).
 func checkNode(doc *yaml.Node) error {
 	memo := map[*yaml.Node]int{}
 	var size func(n *yaml.Node, depth int) (int, error)
@@ -135,6 +136,19 @@ func checkNode(doc *yaml.Node) error {
 			return v, nil
 		}
 		memo[n] = -1
+		if n.Kind == yaml.MappingNode {
+			seen := make(map[string]bool, len(n.Content)/2)
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				if k.Kind != yaml.ScalarNode {
+					continue
+				}
+				if seen[k.Value] {
+					return 0, &SyntaxError{Line: k.Line, Column: k.Column, Msg: fmt.Sprintf("duplicate key %q", k.Value)}
+				}
+				seen[k.Value] = true
+			}
+		}
 		total := 1
 		if n.Kind == yaml.AliasNode && n.Alias != nil {
 			s, err := size(n.Alias, depth+1)

@@ -19,6 +19,7 @@ func TestValidate(t *testing.T) {
 		{name: "unknown kind is not strict", src: "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  anything: 1\n"},
 		{name: "syntax error", src: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: [1, 2\n", want: []Issue{{Line: 6, Column: 6, Message: "did not find expected"}}},
 		{name: "bad indentation", src: "apiVersion: v1\nkind: ConfigMap\n metadata: x\n", want: []Issue{{Line: 2, Column: 7, Message: "mapping values are not allowed"}}},
+		{name: "duplicate key", src: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n", want: []Issue{{Line: 5, Column: 3, Message: "duplicate key \"name\""}}},
 		{name: "not an object", src: "- a\n- b\n", want: []Issue{{Line: 1, Message: "not a mapping"}}},
 		{name: "missing kind and name", src: "apiVersion: v1\nmetadata:\n  labels: {}\n", want: []Issue{{Path: "kind", Message: "missing"}, {Path: "metadata.name", Message: "missing"}}},
 		{name: "bad name", src: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n", want: []Issue{{Line: 4, Path: "metadata.name", Message: "RFC 1123"}}},
