@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/fluxgate/fluxgate"
 )
@@ -50,7 +51,8 @@ type Options struct {
 	// Window is how many recent sequences a stream remembers to drop
 	// duplicates that arrive out of order (default 64).
 	Window int
-	Logger *slog.Logger // slog.Default() if nil
+	Logger *slog.Logger     // slog.Default() if nil
+	Now    func() time.Time // time.Now if nil; stamps presence entries
 }
 
 // Hub hands out streams of one process. It is safe for concurrent use.
@@ -73,6 +75,9 @@ func New(bus fluxgate.EventBus, opts Options) *Hub {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Hub{bus: bus, opts: opts}
 }

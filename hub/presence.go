@@ -28,7 +28,7 @@ func (h *Hub) Presence(ctx context.Context, store fluxgate.PresenceStore, req Pr
 		req.Heartbeat = fluxgate.DefaultPresenceTTL / 3
 	}
 	if req.Entry.Since.IsZero() {
-		req.Entry.Since = time.Now()
+		req.Entry.Since = h.opts.Now()
 	}
 	env := req.EnvironmentID
 	// Subscribe first, so that no change after the first list is missed.
