@@ -1,6 +1,8 @@
 package fluxgate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -36,4 +38,18 @@ type FluxEventFilter struct {
 	Severity  string
 	AfterSeq  int64 // >0: events with Seq > AfterSeq, ascending (replay)
 	Page      Page
+}
+
+// FluxEventDedupKey identifies one occurrence of a Flux event whichever way
+// it arrived (the watcher's core/v1 Event or notification-controller's
+// webhook): a hash of the involved object, reason, revision, message and
+// the time to the second. The same event delivered twice is stored once.
+func FluxEventDedupKey(e *FluxEvent) string {
+	h := sha256.New()
+	for _, s := range []string{e.Kind, e.Namespace, e.Name, e.Reason, e.Revision, e.Message,
+		e.Timestamp.UTC().Truncate(time.Second).Format(time.RFC3339)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

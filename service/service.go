@@ -14,9 +14,10 @@ import (
 
 // Service implements fluxgate's use cases over a Store.
 type Service struct {
-	store  fluxgate.Store
-	now    func() time.Time
-	logger *slog.Logger
+	store     fluxgate.Store
+	now       func() time.Time
+	logger    *slog.Logger
+	publisher fluxgate.Publisher
 }
 
 // Option configures a Service.
@@ -28,9 +29,13 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
 
+// WithPublisher sets where domain events go (the event bus). Without it
+// events are recorded in the database only.
+func WithPublisher(p fluxgate.Publisher) Option { return func(s *Service) { s.publisher = p } }
+
 // New returns a Service over store.
 func New(store fluxgate.Store, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now, logger: slog.Default()}
+	s := &Service{store: store, now: time.Now, logger: slog.Default(), publisher: nopPublisher{}}
 	for _, o := range opts {
 		o(s)
 	}
