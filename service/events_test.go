@@ -22,7 +22,7 @@ func fixtureEvent(t *testing.T, name string) *fluxgate.FluxEvent {
 		t.Skipf("fixture %s not available: %v", name, err)
 	}
 	var p struct {
-		InvolvedObject struct{ Kind, Namespace, Name string }
+		InvolvedObject            struct{ Kind, Namespace, Name string }
 		Severity, Message, Reason string
 		Timestamp                 time.Time
 		Metadata                  map[string]string
