@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -32,6 +33,16 @@ type Event struct {
 	Seq     int64           `json:"seq,omitempty"`
 	Payload json.RawMessage `json:"payload"`
 	At      time.Time       `json:"at"`
+}
+
+// NewEvent returns an event of type typ whose payload is v encoded as
+// JSON. Set Seq on the result for an EventFluxEvent.
+func NewEvent(typ, projectID string, v any, at time.Time) (Event, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return Event{}, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	return Event{Type: typ, ProjectID: projectID, Payload: payload, At: at}, nil
 }
 
 // Topic names. Subscribers of a topic receive only events published on it.
