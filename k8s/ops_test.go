@@ -23,8 +23,8 @@ import (
 	"github.com/fluxgate/fluxgate"
 )
 
-// playFlux acts as a Flux controller on the fake client: it waits for the
-// reconcile annotation and marks it handled with a Ready condition.
+// playFlux acts as a Flux controller on the fake client until ctx is done:
+// it marks every new reconcile request handled, with a Ready condition.
 func playFlux(ctx context.Context, t *testing.T, kc client.Client, key types.NamespacedName) {
 	for ctx.Err() == nil {
 		var ks kustomizev1.Kustomization
@@ -34,9 +34,8 @@ func playFlux(ctx context.Context, t *testing.T, kc client.Client, key types.Nam
 				ks.Status.Conditions = []metav1.Condition{cond("Ready", "True", "ReconciliationSucceeded", "Applied revision: main@sha1:abc")}
 				ks.Status.LastAppliedRevision = "main@sha1:abc"
 				if err := kc.Status().Update(ctx, &ks); err != nil {
-					t.Logf("play flux: %v", err)
+					t.Logf("play flux: %v", err) // conflict: retried on the next loop
 				}
-				return
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
