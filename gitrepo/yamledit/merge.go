@@ -78,6 +78,7 @@ func Merge3(file string, base, theirs, ours []byte) ([]byte, error) {
 			if !equalNodes(t, b) {
 				m.conflict(res, "", b, t, nil)
 			}
+			merged = append(merged, nil)
 			continue
 		}
 		r = m.merge(res, "", b, t, o)

@@ -171,6 +171,28 @@ func TestMerge3(t *testing.T) {
 	}
 }
 
+func TestMergeDocumentDeletion(t *testing.T) {
+	const cm = "---\n# config for web\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  a: \"1\"\n"
+	const svc = "---\n# the service\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80 # http\n"
+	base := []byte(mergeBase + cm + svc)
+	theirs := []byte(strings.Replace(mergeBase, "replicas: 2", "replicas: 3", 1) + cm + strings.Replace(svc, "port: 80", "port: 8080", 1))
+	ours := []byte(mergeBase + svc) // ours deletes the ConfigMap
+	out, err := Merge3("all.yaml", base, theirs, ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(mergeBase, "replicas: 2", "replicas: 3", 1) + strings.Replace(svc, "port: 80", "port: 8080", 1)
+	if string(out) != want {
+		t.Fatalf("merged:\n%s\nwant:\n%s", out, want)
+	}
+	// Deleting a document that theirs changed is a conflict.
+	theirs = []byte(mergeBase + strings.Replace(cm, `a: "1"`, `a: "2"`, 1) + svc)
+	var ce *ConflictError
+	if _, err := Merge3("all.yaml", base, theirs, ours); !errors.As(err, &ce) || ce.Conflicts[0].Resource != "ConfigMap/web-config" || ce.Conflicts[0].Ours != "" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestMergeTrivialCases(t *testing.T) {
 	base := []byte(mergeBase)
 	th := edit(t, "replicas: 2", "replicas: 3")

@@ -49,18 +49,40 @@ type patcher struct {
 }
 
 // Render writes docs back as file bytes. docs are edited copies of f.Docs
-// (same order; extra trailing documents are appended). Only the byte ranges
-// of nodes that changed are rewritten; see the package comment.
+// in the same order; a nil entry deletes that document, and extra trailing
+// documents are appended. Only the byte ranges of nodes that changed are
+// rewritten; see the package comment.
 func (f *File) Render(docs []*yaml.Node) ([]byte, error) {
+	var want []*yaml.Node // the documents of the result
+	var origin []int      // index in docs of each wanted document
+	for i, d := range docs {
+		if d != nil {
+			want = append(want, d)
+			origin = append(origin, i)
+		}
+	}
 	segs := f.segments()
 	if len(docs) < len(f.Docs) || len(segs) != len(f.Docs) || len(f.Docs) == 0 {
-		return encodeDocs(docs, styleOfFile(f))
+		return encodeDocs(want, styleOfFile(f))
 	}
-	fallback := make([]bool, len(f.Docs))
+	fallback := make([]bool, len(docs))
 	for attempt := 0; attempt < 3; attempt++ {
 		var edits []textEdit
 		for i := range f.Docs {
 			st := styleOf(f.Root(i))
+			if docs[i] == nil {
+				// Delete the document with the separator before it (or,
+				// for the first, the one after it).
+				switch {
+				case i > 0:
+					edits = append(edits, textEdit{segs[i-1][1], segs[i][1], ""})
+				case len(segs) > 1:
+					edits = append(edits, textEdit{segs[0][0], segs[1][0], ""})
+				default:
+					edits = append(edits, textEdit{0, len(f.Src), ""})
+				}
+				continue
+			}
 			if !fallback[i] {
 				oldR, newR := f.Root(i), rootOf(docs[i])
 				switch {
@@ -88,38 +110,48 @@ func (f *File) Render(docs []*yaml.Node) ([]byte, error) {
 			}
 			continue
 		}
-		if len(docs) > len(f.Docs) {
-			extra, err := encodeDocs(docs[len(f.Docs):], styleOfFile(f))
+		if extraDocs := nonNil(docs[len(f.Docs):]); len(extraDocs) > 0 {
+			extra, err := encodeDocs(extraDocs, styleOfFile(f))
 			if err != nil {
 				return nil, err
 			}
 			if len(out) > 0 && out[len(out)-1] != '\n' {
 				out = append(out, '\n')
 			}
-			out = append(out, "---\n"...)
+			if len(bytes.TrimSpace(out)) > 0 {
+				out = append(out, "---\n"...)
+			}
 			out = append(out, extra...)
 		}
 		g, err := Parse(out)
-		if err != nil || len(g.Docs) != len(docs) {
+		if err != nil || len(g.Docs) != len(want) {
 			for i := range fallback {
 				fallback[i] = true
 			}
 			continue
 		}
 		ok := true
-		for i := range docs {
-			if !equalNodes(g.Root(i), rootOf(docs[i])) {
+		for j := range want {
+			if !equalNodes(g.Root(j), rootOf(want[j])) {
 				ok = false
-				if i < len(fallback) {
-					fallback[i] = true
-				}
+				fallback[origin[j]] = true
 			}
 		}
 		if ok {
 			return out, nil
 		}
 	}
-	return encodeDocs(docs, styleOfFile(f))
+	return encodeDocs(want, styleOfFile(f))
+}
+
+func nonNil(docs []*yaml.Node) []*yaml.Node {
+	var out []*yaml.Node
+	for _, d := range docs {
+		if d != nil {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func rootOf(doc *yaml.Node) *yaml.Node {
