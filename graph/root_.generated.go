@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/graph/model"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -24,12 +25,14 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	AuditEntry() AuditEntryResolver
 	Environment() EnvironmentResolver
+	FluxEvent() FluxEventResolver
 	Mutation() MutationResolver
 	PageInfo() PageInfoResolver
 	Project() ProjectResolver
 	ProjectMember() ProjectMemberResolver
 	Query() QueryResolver
 	Repository() RepositoryResolver
+	Subscription() SubscriptionResolver
 	Team() TeamResolver
 }
 
@@ -69,6 +72,14 @@ type ComplexityRoot struct {
 	AuditEntryEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Condition struct {
+		LastTransitionTime func(childComplexity int) int
+		Message            func(childComplexity int) int
+		Reason             func(childComplexity int) int
+		Status             func(childComplexity int) int
+		Type               func(childComplexity int) int
 	}
 
 	ConnectRepositoryPayload struct {
@@ -126,11 +137,62 @@ type ComplexityRoot struct {
 		SubjectType func(childComplexity int) int
 	}
 
+	FluxEvent struct {
+		Cursor     func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Message    func(childComplexity int) int
+		Metadata   func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Namespace  func(childComplexity int) int
+		Reason     func(childComplexity int) int
+		ResourceID func(childComplexity int) int
+		Revision   func(childComplexity int) int
+		Severity   func(childComplexity int) int
+		Source     func(childComplexity int) int
+		Timestamp  func(childComplexity int) int
+		Type       func(childComplexity int) int
+	}
+
+	FluxEventConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	FluxEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	GitOpsResource struct {
+		Conditions            func(childComplexity int) int
+		CreatedAt             func(childComplexity int) int
+		EnvironmentID         func(childComplexity int) int
+		ErrorMessage          func(childComplexity int) int
+		ID                    func(childComplexity int) int
+		Inventory             func(childComplexity int) int
+		Kind                  func(childComplexity int) int
+		LastAppliedRevision   func(childComplexity int) int
+		LastAttemptedRevision func(childComplexity int) int
+		LastReconciledAt      func(childComplexity int) int
+		Name                  func(childComplexity int) int
+		Namespace             func(childComplexity int) int
+		RepositoryID          func(childComplexity int) int
+		Spec                  func(childComplexity int) int
+		Status                func(childComplexity int) int
+		Suspended             func(childComplexity int) int
+		UpdatedAt             func(childComplexity int) int
+	}
+
 	HealthCheck struct {
 		APIVersion func(childComplexity int) int
 		Kind       func(childComplexity int) int
 		Name       func(childComplexity int) int
 		Namespace  func(childComplexity int) int
+	}
+
+	InventoryEntry struct {
+		ID      func(childComplexity int) int
+		Version func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -147,6 +209,7 @@ type ComplexityRoot struct {
 		RemoveTeamMember     func(childComplexity int, input model.RemoveTeamMemberInput) int
 		SetProjectMemberRole func(childComplexity int, input model.SetProjectMemberRoleInput) int
 		UpdateEnvironment    func(childComplexity int, input model.UpdateEnvironmentInput) int
+		UpdatePresence       func(childComplexity int, input model.UpdatePresenceInput) int
 		UpdateProject        func(childComplexity int, input model.UpdateProjectInput) int
 		UpdateRepository     func(childComplexity int, input model.UpdateRepositoryInput) int
 	}
@@ -154,6 +217,15 @@ type ComplexityRoot struct {
 	PageInfo struct {
 		EndCursor   func(childComplexity int) int
 		HasNextPage func(childComplexity int) int
+	}
+
+	PresenceEntry struct {
+		AvatarURL func(childComplexity int) int
+		Field     func(childComplexity int) int
+		Mode      func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Since     func(childComplexity int) int
+		UserID    func(childComplexity int) int
 	}
 
 	Project struct {
@@ -190,11 +262,12 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Node     func(childComplexity int, id string) int
-		Project  func(childComplexity int, id *string, slug *string) int
-		Projects func(childComplexity int, first *int, after *string) int
-		Teams    func(childComplexity int, first *int, after *string) int
-		Viewer   func(childComplexity int) int
+		FluxEvents func(childComplexity int, projectID string, kind *string, severity *string, first *int, after *string) int
+		Node       func(childComplexity int, id string) int
+		Project    func(childComplexity int, id *string, slug *string) int
+		Projects   func(childComplexity int, first *int, after *string) int
+		Teams      func(childComplexity int, first *int, after *string) int
+		Viewer     func(childComplexity int) int
 	}
 
 	RemoveProjectMemberPayload struct {
@@ -233,6 +306,12 @@ type ComplexityRoot struct {
 		Member func(childComplexity int) int
 	}
 
+	Subscription struct {
+		FluxEvents            func(childComplexity int, projectID string, after *string) int
+		Presence              func(childComplexity int, environmentID string, mode fluxgate.PresenceMode) int
+		ResourceStatusChanged func(childComplexity int, projectID string, environmentID *string) int
+	}
+
 	Team struct {
 		CreatedAt func(childComplexity int) int
 		ID        func(childComplexity int) int
@@ -253,6 +332,10 @@ type ComplexityRoot struct {
 
 	UpdateEnvironmentPayload struct {
 		Environment func(childComplexity int) int
+	}
+
+	UpdatePresencePayload struct {
+		Present func(childComplexity int) int
 	}
 
 	UpdateProjectPayload struct {
@@ -387,6 +470,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEntryEdge.Node(childComplexity), true
+
+	case "Condition.lastTransitionTime":
+		if e.ComplexityRoot.Condition.LastTransitionTime == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Condition.LastTransitionTime(childComplexity), true
+	case "Condition.message":
+		if e.ComplexityRoot.Condition.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Condition.Message(childComplexity), true
+	case "Condition.reason":
+		if e.ComplexityRoot.Condition.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Condition.Reason(childComplexity), true
+	case "Condition.status":
+		if e.ComplexityRoot.Condition.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Condition.Status(childComplexity), true
+	case "Condition.type":
+		if e.ComplexityRoot.Condition.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Condition.Type(childComplexity), true
 
 	case "ConnectRepositoryPayload.repository":
 		if e.ComplexityRoot.ConnectRepositoryPayload.Repository == nil {
@@ -548,6 +662,214 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EnvironmentPermission.SubjectType(childComplexity), true
 
+	case "FluxEvent.cursor":
+		if e.ComplexityRoot.FluxEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Cursor(childComplexity), true
+	case "FluxEvent.kind":
+		if e.ComplexityRoot.FluxEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Kind(childComplexity), true
+	case "FluxEvent.message":
+		if e.ComplexityRoot.FluxEvent.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Message(childComplexity), true
+	case "FluxEvent.metadata":
+		if e.ComplexityRoot.FluxEvent.Metadata == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Metadata(childComplexity), true
+	case "FluxEvent.name":
+		if e.ComplexityRoot.FluxEvent.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Name(childComplexity), true
+	case "FluxEvent.namespace":
+		if e.ComplexityRoot.FluxEvent.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Namespace(childComplexity), true
+	case "FluxEvent.reason":
+		if e.ComplexityRoot.FluxEvent.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Reason(childComplexity), true
+	case "FluxEvent.resourceId":
+		if e.ComplexityRoot.FluxEvent.ResourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.ResourceID(childComplexity), true
+	case "FluxEvent.revision":
+		if e.ComplexityRoot.FluxEvent.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Revision(childComplexity), true
+	case "FluxEvent.severity":
+		if e.ComplexityRoot.FluxEvent.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Severity(childComplexity), true
+	case "FluxEvent.source":
+		if e.ComplexityRoot.FluxEvent.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Source(childComplexity), true
+	case "FluxEvent.timestamp":
+		if e.ComplexityRoot.FluxEvent.Timestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Timestamp(childComplexity), true
+	case "FluxEvent.type":
+		if e.ComplexityRoot.FluxEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEvent.Type(childComplexity), true
+
+	case "FluxEventConnection.edges":
+		if e.ComplexityRoot.FluxEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEventConnection.Edges(childComplexity), true
+	case "FluxEventConnection.pageInfo":
+		if e.ComplexityRoot.FluxEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEventConnection.PageInfo(childComplexity), true
+
+	case "FluxEventEdge.cursor":
+		if e.ComplexityRoot.FluxEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEventEdge.Cursor(childComplexity), true
+	case "FluxEventEdge.node":
+		if e.ComplexityRoot.FluxEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxEventEdge.Node(childComplexity), true
+
+	case "GitOpsResource.conditions":
+		if e.ComplexityRoot.GitOpsResource.Conditions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Conditions(childComplexity), true
+	case "GitOpsResource.createdAt":
+		if e.ComplexityRoot.GitOpsResource.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.CreatedAt(childComplexity), true
+	case "GitOpsResource.environmentId":
+		if e.ComplexityRoot.GitOpsResource.EnvironmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.EnvironmentID(childComplexity), true
+	case "GitOpsResource.errorMessage":
+		if e.ComplexityRoot.GitOpsResource.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.ErrorMessage(childComplexity), true
+	case "GitOpsResource.id":
+		if e.ComplexityRoot.GitOpsResource.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.ID(childComplexity), true
+	case "GitOpsResource.inventory":
+		if e.ComplexityRoot.GitOpsResource.Inventory == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Inventory(childComplexity), true
+	case "GitOpsResource.kind":
+		if e.ComplexityRoot.GitOpsResource.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Kind(childComplexity), true
+	case "GitOpsResource.lastAppliedRevision":
+		if e.ComplexityRoot.GitOpsResource.LastAppliedRevision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.LastAppliedRevision(childComplexity), true
+	case "GitOpsResource.lastAttemptedRevision":
+		if e.ComplexityRoot.GitOpsResource.LastAttemptedRevision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.LastAttemptedRevision(childComplexity), true
+	case "GitOpsResource.lastReconciledAt":
+		if e.ComplexityRoot.GitOpsResource.LastReconciledAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.LastReconciledAt(childComplexity), true
+	case "GitOpsResource.name":
+		if e.ComplexityRoot.GitOpsResource.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Name(childComplexity), true
+	case "GitOpsResource.namespace":
+		if e.ComplexityRoot.GitOpsResource.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Namespace(childComplexity), true
+	case "GitOpsResource.repositoryId":
+		if e.ComplexityRoot.GitOpsResource.RepositoryID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.RepositoryID(childComplexity), true
+	case "GitOpsResource.spec":
+		if e.ComplexityRoot.GitOpsResource.Spec == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Spec(childComplexity), true
+	case "GitOpsResource.status":
+		if e.ComplexityRoot.GitOpsResource.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Status(childComplexity), true
+	case "GitOpsResource.suspended":
+		if e.ComplexityRoot.GitOpsResource.Suspended == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.Suspended(childComplexity), true
+	case "GitOpsResource.updatedAt":
+		if e.ComplexityRoot.GitOpsResource.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResource.UpdatedAt(childComplexity), true
+
 	case "HealthCheck.apiVersion":
 		if e.ComplexityRoot.HealthCheck.APIVersion == nil {
 			break
@@ -572,6 +894,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.HealthCheck.Namespace(childComplexity), true
+
+	case "InventoryEntry.id":
+		if e.ComplexityRoot.InventoryEntry.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InventoryEntry.ID(childComplexity), true
+	case "InventoryEntry.version":
+		if e.ComplexityRoot.InventoryEntry.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InventoryEntry.Version(childComplexity), true
 
 	case "Mutation.addProjectMember":
 		if e.ComplexityRoot.Mutation.AddProjectMember == nil {
@@ -716,6 +1051,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateEnvironment(childComplexity, args["input"].(model.UpdateEnvironmentInput)), true
+	case "Mutation.updatePresence":
+		if e.ComplexityRoot.Mutation.UpdatePresence == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updatePresence_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdatePresence(childComplexity, args["input"].(model.UpdatePresenceInput)), true
 	case "Mutation.updateProject":
 		if e.ComplexityRoot.Mutation.UpdateProject == nil {
 			break
@@ -751,6 +1097,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
+
+	case "PresenceEntry.avatarUrl":
+		if e.ComplexityRoot.PresenceEntry.AvatarURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEntry.AvatarURL(childComplexity), true
+	case "PresenceEntry.field":
+		if e.ComplexityRoot.PresenceEntry.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEntry.Field(childComplexity), true
+	case "PresenceEntry.mode":
+		if e.ComplexityRoot.PresenceEntry.Mode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEntry.Mode(childComplexity), true
+	case "PresenceEntry.name":
+		if e.ComplexityRoot.PresenceEntry.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEntry.Name(childComplexity), true
+	case "PresenceEntry.since":
+		if e.ComplexityRoot.PresenceEntry.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEntry.Since(childComplexity), true
+	case "PresenceEntry.userId":
+		if e.ComplexityRoot.PresenceEntry.UserID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEntry.UserID(childComplexity), true
 
 	case "Project.auditLog":
 		if e.ComplexityRoot.Project.AuditLog == nil {
@@ -886,6 +1269,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectMember.User(childComplexity), true
+
+	case "Query.fluxEvents":
+		if e.ComplexityRoot.Query.FluxEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_fluxEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.FluxEvents(childComplexity, args["projectId"].(string), args["kind"].(*string), args["severity"].(*string), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -1069,6 +1464,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SetProjectMemberRolePayload.Member(childComplexity), true
 
+	case "Subscription.fluxEvents":
+		if e.ComplexityRoot.Subscription.FluxEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_fluxEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.FluxEvents(childComplexity, args["projectId"].(string), args["after"].(*string)), true
+	case "Subscription.presence":
+		if e.ComplexityRoot.Subscription.Presence == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_presence_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Presence(childComplexity, args["environmentId"].(string), args["mode"].(fluxgate.PresenceMode)), true
+	case "Subscription.resourceStatusChanged":
+		if e.ComplexityRoot.Subscription.ResourceStatusChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_resourceStatusChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ResourceStatusChanged(childComplexity, args["projectId"].(string), args["environmentId"].(*string)), true
+
 	case "Team.createdAt":
 		if e.ComplexityRoot.Team.CreatedAt == nil {
 			break
@@ -1132,6 +1561,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UpdateEnvironmentPayload.Environment(childComplexity), true
+
+	case "UpdatePresencePayload.present":
+		if e.ComplexityRoot.UpdatePresencePayload.Present == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpdatePresencePayload.Present(childComplexity), true
 
 	case "UpdateProjectPayload.project":
 		if e.ComplexityRoot.UpdateProjectPayload.Project == nil {
@@ -1205,6 +1641,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RepositoryGitOpsInput", ec.unmarshalInputRepositoryGitOpsInput),
 			graphql.NewInputUnmarshaler("SetProjectMemberRoleInput", ec.unmarshalInputSetProjectMemberRoleInput),
 			graphql.NewInputUnmarshaler("UpdateEnvironmentInput", ec.unmarshalInputUpdateEnvironmentInput),
+			graphql.NewInputUnmarshaler("UpdatePresenceInput", ec.unmarshalInputUpdatePresenceInput),
 			graphql.NewInputUnmarshaler("UpdateProjectInput", ec.unmarshalInputUpdateProjectInput),
 			graphql.NewInputUnmarshaler("UpdateRepositoryInput", ec.unmarshalInputUpdateRepositoryInput),
 		)
@@ -1257,6 +1694,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -1292,6 +1746,7 @@ NOT_FOUND, INVALID_INPUT with ` + "`" + `extensions.field` + "`" + `, CONFLICT, 
 schema {
   query: Query
   mutation: Mutation
+  subscription: Subscription
 }
 
 "An RFC 3339 timestamp."
@@ -1984,6 +2439,220 @@ type RemoveTeamMemberPayload {
   team: Team!
 }
 `, BuiltIn: false},
+	{Name: "../schema/realtime.graphqls", Input: `"""
+Live updates over websockets (graphql-transport-ws, or the legacy graphql-ws).
+Authenticate in connection_init with {"authToken": "<token>"}.
+"""
+type Subscription {
+  "Status changes of the project's GitOps resources (optionally one environment's)."
+  resourceStatusChanged("The project's id." projectId: ID!, "Only this environment's resources." environmentId: ID): GitOpsResource!
+  """
+  The project's Flux events as they are recorded. With ` + "`" + `after` + "`" + ` (the cursor of
+  the last event seen) the events recorded since are replayed first, then live
+  ones follow, with no gap and no duplicate.
+  """
+  fluxEvents("The project's id." projectId: ID!, "Cursor of the last event seen." after: String): FluxEvent!
+  """
+  Marks the caller present on an environment for as long as the subscription
+  is open, and sends the full list of people present on every change.
+  """
+  presence("The environment's id." environmentId: ID!, "Viewing or editing." mode: PresenceMode!): [PresenceEntry!]!
+}
+
+extend type Query {
+  "The project's Flux events, newest first."
+  fluxEvents(
+    "The project's id." projectId: ID!
+    "Only events about this kind, e.g. Kustomization."
+    kind: String
+    "Only info or error events."
+    severity: String
+    "Page size, 1 to 200 (default 50)."
+    first: Int
+    "Cursor from a previous page."
+    after: String
+  ): FluxEventConnection!
+}
+
+extend type Mutation {
+  "Say which config field you are editing (empty: none). Needs an open presence subscription."
+  updatePresence(input: UpdatePresenceInput!): UpdatePresencePayload!
+}
+
+"Something Flux reported about one of its objects."
+type FluxEvent {
+  "Opaque cursor; pass it as ` + "`" + `after` + "`" + ` to resume."
+  cursor: String!
+  "Kind of the object, e.g. GitRepository."
+  kind: String!
+  "Object name."
+  name: String!
+  "Object namespace."
+  namespace: String!
+  "Reason, e.g. NewArtifact, ReconciliationSucceeded, HealthCheckFailed."
+  reason: String!
+  "Human-readable message."
+  message: String!
+  "Normal or Warning."
+  type: String!
+  "info or error."
+  severity: String!
+  "Source revision, e.g. main@sha1:...; empty when none."
+  revision: String!
+  "Where it came from: watcher or webhook."
+  source: String!
+  "Other metadata Flux attached."
+  metadata: JSON!
+  "The GitOps resource it is about, if fluxgate manages it."
+  resourceId: ID
+  "When Flux recorded it."
+  timestamp: Time!
+}
+
+"A page of Flux events."
+type FluxEventConnection {
+  "The events with their cursors."
+  edges: [FluxEventEdge!]!
+  "Pagination state."
+  pageInfo: PageInfo!
+}
+
+"A Flux event and its cursor."
+type FluxEventEdge {
+  "Opaque cursor of this event."
+  cursor: String!
+  "The event."
+  node: FluxEvent!
+}
+
+"Whether someone looks at an environment's config or edits it."
+enum PresenceMode {
+  "Looking."
+  VIEWING
+  "Editing."
+  EDITING
+}
+
+"One person present on an environment."
+type PresenceEntry {
+  "The user's id."
+  userId: ID!
+  "Display name."
+  name: String!
+  "Avatar URL."
+  avatarUrl: String!
+  "Viewing or editing."
+  mode: PresenceMode!
+  "The config field being edited; empty when none."
+  field: String!
+  "Since when."
+  since: Time!
+}
+
+"Input of updatePresence."
+input UpdatePresenceInput {
+  "The environment's id."
+  environmentId: ID!
+  "The field being edited, e.g. spec.replicas; empty when none (at most 200 characters)."
+  field: String!
+}
+
+"Result of updatePresence."
+type UpdatePresencePayload {
+  "Everyone present after the change."
+  present: [PresenceEntry!]!
+}
+`, BuiltIn: false},
+	{Name: "../schema/resources.graphqls", Input: `"Kind of Flux object."
+enum ResourceKind {
+  "source.toolkit.fluxcd.io GitRepository."
+  GIT_REPOSITORY
+  "kustomize.toolkit.fluxcd.io Kustomization."
+  KUSTOMIZATION
+  "helm.toolkit.fluxcd.io HelmRelease."
+  HELM_RELEASE
+  "source.toolkit.fluxcd.io HelmRepository."
+  HELM_REPOSITORY
+  "image.toolkit.fluxcd.io ImageRepository."
+  IMAGE_REPOSITORY
+  "image.toolkit.fluxcd.io ImagePolicy."
+  IMAGE_POLICY
+}
+
+"Readiness of a Flux object as fluxgate sees it."
+enum ResourceStatus {
+  "Not reconciled yet."
+  PENDING
+  "Flux is working on it."
+  RECONCILING
+  "Ready=True."
+  READY
+  "Ready=False (build, health check, fetch failed ...); see errorMessage."
+  FAILED
+  "Suspended: Flux leaves it alone."
+  SUSPENDED
+}
+
+"A Kubernetes status condition as Flux reports it."
+type Condition {
+  "Condition type, e.g. Ready, Healthy, Reconciling."
+  type: String!
+  "True, False or Unknown."
+  status: String!
+  "Machine-readable reason, e.g. ReconciliationSucceeded, HealthCheckFailed."
+  reason: String!
+  "Human-readable message."
+  message: String!
+  "When the condition last changed."
+  lastTransitionTime: Time!
+}
+
+"An object a Kustomization or HelmRelease applied."
+type InventoryEntry {
+  "Flux inventory id: <namespace>_<name>_<group>_<kind>."
+  id: String!
+  "API version of the object."
+  version: String!
+}
+
+"A Flux object owned by a project, stored by fluxgate and applied to the cluster."
+type GitOpsResource implements Node {
+  "The resource's id."
+  id: ID!
+  "Kind of Flux object."
+  kind: ResourceKind!
+  "Object name."
+  name: String!
+  "Object namespace."
+  namespace: String!
+  "Kind-specific configuration (see the create mutations)."
+  spec: JSON!
+  "Readiness."
+  status: ResourceStatus!
+  "Whether Flux is told to leave it alone."
+  suspended: Boolean!
+  "Conditions Flux reported."
+  conditions: [Condition!]!
+  "Objects applied (Kustomization, HelmRelease)."
+  inventory: [InventoryEntry!]!
+  "Last revision applied successfully."
+  lastAppliedRevision: String!
+  "Last revision Flux tried."
+  lastAttemptedRevision: String!
+  "Why it failed, when it did."
+  errorMessage: String!
+  "When Flux last reconciled it."
+  lastReconciledAt: Time
+  "The environment it serves, if any."
+  environmentId: ID
+  "The repository it comes from, if any."
+  repositoryId: ID
+  "When it was created."
+  createdAt: Time!
+  "When it last changed."
+  updatedAt: Time!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -2057,6 +2726,22 @@ func (ec *executionContext) childFields_AuditEntryEdge(ctx context.Context, fiel
 		return ec.fieldContext_AuditEntryEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEntryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Condition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_Condition_type(ctx, field)
+	case "status":
+		return ec.fieldContext_Condition_status(ctx, field)
+	case "reason":
+		return ec.fieldContext_Condition_reason(ctx, field)
+	case "message":
+		return ec.fieldContext_Condition_message(ctx, field)
+	case "lastTransitionTime":
+		return ec.fieldContext_Condition_lastTransitionTime(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Condition", field.Name)
 }
 
 func (ec *executionContext) childFields_ConnectRepositoryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2169,6 +2854,98 @@ func (ec *executionContext) childFields_EnvironmentPermission(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type EnvironmentPermission", field.Name)
 }
 
+func (ec *executionContext) childFields_FluxEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_FluxEvent_cursor(ctx, field)
+	case "kind":
+		return ec.fieldContext_FluxEvent_kind(ctx, field)
+	case "name":
+		return ec.fieldContext_FluxEvent_name(ctx, field)
+	case "namespace":
+		return ec.fieldContext_FluxEvent_namespace(ctx, field)
+	case "reason":
+		return ec.fieldContext_FluxEvent_reason(ctx, field)
+	case "message":
+		return ec.fieldContext_FluxEvent_message(ctx, field)
+	case "type":
+		return ec.fieldContext_FluxEvent_type(ctx, field)
+	case "severity":
+		return ec.fieldContext_FluxEvent_severity(ctx, field)
+	case "revision":
+		return ec.fieldContext_FluxEvent_revision(ctx, field)
+	case "source":
+		return ec.fieldContext_FluxEvent_source(ctx, field)
+	case "metadata":
+		return ec.fieldContext_FluxEvent_metadata(ctx, field)
+	case "resourceId":
+		return ec.fieldContext_FluxEvent_resourceId(ctx, field)
+	case "timestamp":
+		return ec.fieldContext_FluxEvent_timestamp(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FluxEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_FluxEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_FluxEventConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_FluxEventConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FluxEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_FluxEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_FluxEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_FluxEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FluxEventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_GitOpsResource(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_GitOpsResource_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_GitOpsResource_kind(ctx, field)
+	case "name":
+		return ec.fieldContext_GitOpsResource_name(ctx, field)
+	case "namespace":
+		return ec.fieldContext_GitOpsResource_namespace(ctx, field)
+	case "spec":
+		return ec.fieldContext_GitOpsResource_spec(ctx, field)
+	case "status":
+		return ec.fieldContext_GitOpsResource_status(ctx, field)
+	case "suspended":
+		return ec.fieldContext_GitOpsResource_suspended(ctx, field)
+	case "conditions":
+		return ec.fieldContext_GitOpsResource_conditions(ctx, field)
+	case "inventory":
+		return ec.fieldContext_GitOpsResource_inventory(ctx, field)
+	case "lastAppliedRevision":
+		return ec.fieldContext_GitOpsResource_lastAppliedRevision(ctx, field)
+	case "lastAttemptedRevision":
+		return ec.fieldContext_GitOpsResource_lastAttemptedRevision(ctx, field)
+	case "errorMessage":
+		return ec.fieldContext_GitOpsResource_errorMessage(ctx, field)
+	case "lastReconciledAt":
+		return ec.fieldContext_GitOpsResource_lastReconciledAt(ctx, field)
+	case "environmentId":
+		return ec.fieldContext_GitOpsResource_environmentId(ctx, field)
+	case "repositoryId":
+		return ec.fieldContext_GitOpsResource_repositoryId(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_GitOpsResource_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_GitOpsResource_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GitOpsResource", field.Name)
+}
+
 func (ec *executionContext) childFields_HealthCheck(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "apiVersion":
@@ -2183,6 +2960,16 @@ func (ec *executionContext) childFields_HealthCheck(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type HealthCheck", field.Name)
 }
 
+func (ec *executionContext) childFields_InventoryEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_InventoryEntry_id(ctx, field)
+	case "version":
+		return ec.fieldContext_InventoryEntry_version(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InventoryEntry", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2191,6 +2978,24 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PresenceEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "userId":
+		return ec.fieldContext_PresenceEntry_userId(ctx, field)
+	case "name":
+		return ec.fieldContext_PresenceEntry_name(ctx, field)
+	case "avatarUrl":
+		return ec.fieldContext_PresenceEntry_avatarUrl(ctx, field)
+	case "mode":
+		return ec.fieldContext_PresenceEntry_mode(ctx, field)
+	case "field":
+		return ec.fieldContext_PresenceEntry_field(ctx, field)
+	case "since":
+		return ec.fieldContext_PresenceEntry_since(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PresenceEntry", field.Name)
 }
 
 func (ec *executionContext) childFields_Project(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2373,6 +3178,14 @@ func (ec *executionContext) childFields_UpdateEnvironmentPayload(ctx context.Con
 		return ec.fieldContext_UpdateEnvironmentPayload_environment(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UpdateEnvironmentPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_UpdatePresencePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "present":
+		return ec.fieldContext_UpdatePresencePayload_present(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UpdatePresencePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_UpdateProjectPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

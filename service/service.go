@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fluxgate/fluxgate"
+	"github.com/fluxgate/fluxgate/hub"
 )
 
 // Service implements fluxgate's use cases over a Store.
@@ -18,6 +19,8 @@ type Service struct {
 	now       func() time.Time
 	logger    *slog.Logger
 	publisher fluxgate.Publisher
+	hub       *hub.Hub
+	presence  fluxgate.PresenceStore
 }
 
 // Option configures a Service.
@@ -32,6 +35,12 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l 
 // WithPublisher sets where domain events go (the event bus). Without it
 // events are recorded in the database only.
 func WithPublisher(p fluxgate.Publisher) Option { return func(s *Service) { s.publisher = p } }
+
+// WithRealtime sets the hub that serves subscriptions and the presence
+// store.
+func WithRealtime(h *hub.Hub, p fluxgate.PresenceStore) Option {
+	return func(s *Service) { s.hub, s.presence = h, p }
+}
 
 // New returns a Service over store.
 func New(store fluxgate.Store, opts ...Option) *Service {

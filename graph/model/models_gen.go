@@ -204,6 +204,22 @@ type EnvironmentPermissionInput struct {
 	Permission fluxgate.EnvPermissionLevel `json:"permission"`
 }
 
+// A page of Flux events.
+type FluxEventConnection struct {
+	// The events with their cursors.
+	Edges []*FluxEventEdge `json:"edges"`
+	// Pagination state.
+	PageInfo *fluxgate.PageInfo `json:"pageInfo"`
+}
+
+// A Flux event and its cursor.
+type FluxEventEdge struct {
+	// Opaque cursor of this event.
+	Cursor string `json:"cursor"`
+	// The event.
+	Node *fluxgate.FluxEvent `json:"node"`
+}
+
 // Health check input.
 type HealthCheckInput struct {
 	// API version, e.g. apps/v1.
@@ -338,6 +354,20 @@ type UpdateEnvironmentInput struct {
 type UpdateEnvironmentPayload struct {
 	// The changed environment.
 	Environment *fluxgate.Environment `json:"environment"`
+}
+
+// Input of updatePresence.
+type UpdatePresenceInput struct {
+	// The environment's id.
+	EnvironmentID string `json:"environmentId"`
+	// The field being edited, e.g. spec.replicas; empty when none (at most 200 characters).
+	Field string `json:"field"`
+}
+
+// Result of updatePresence.
+type UpdatePresencePayload struct {
+	// Everyone present after the change.
+	Present []*fluxgate.PresenceEntry `json:"present"`
 }
 
 // Input of updateProject. Omitted fields stay as they are.
