@@ -62,4 +62,3 @@ func TestHTTPTokenPush(t *testing.T) {
 	}
 	assertNoSecret(t, "wrong-token error", err.Error())
 }
-
