@@ -472,6 +472,9 @@ func (c *Cluster) bringUp(ctx context.Context) error {
 			return fmt.Errorf("seed demo repository: %w", err)
 		}
 	}
+	if err := os.MkdirAll(filepath.Join(c.cfg.DataDir, "flux", "source-controller"), 0o755); err != nil {
+		return fmt.Errorf("create flux storage: %w", err)
+	}
 	specs := c.specs(paths, pts)
 	if err := c.startProc(ctx, specs["etcd"]); err != nil {
 		return err
@@ -623,6 +626,8 @@ func (c *Cluster) specs(paths map[string]string, pts ports) map[string]procSpec 
 			"--service-cluster-ip-range=" + ServiceCIDR,
 			"--authorization-mode=RBAC", "--allow-privileged=true",
 			"--enable-priority-and-fairness=false", "--profiling=false",
+			// Loopback cannot be advertised in the kubernetes Service endpoints.
+			"--endpoint-reconciler-type=none",
 		}, nil, c.apiserverReady),
 		"kube-controller-manager": spec("kube-controller-manager", addr(pts.ControllerManager), []string{
 			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
