@@ -24,6 +24,7 @@ import (
 	"github.com/fluxgate/fluxgate/auth"
 	"github.com/fluxgate/fluxgate/graph"
 	"github.com/fluxgate/fluxgate/resolvers"
+	"github.com/fluxgate/fluxgate/server/ws"
 	"github.com/fluxgate/fluxgate/service"
 )
 
@@ -52,6 +53,11 @@ type Config struct {
 	MaxComplexity int
 	// Routes adds handlers (e.g. /webhooks/flux).
 	Routes map[string]http.Handler
+	// AllowedOrigins lists browser origins allowed to open websockets
+	// besides the server's own ("*": any).
+	AllowedOrigins []string
+	// MaxSubscriptions caps subscriptions per websocket (default 100).
+	MaxSubscriptions int
 }
 
 // Server is fluxgate's HTTP server.
@@ -87,6 +93,14 @@ func New(cfg Config) *Server {
 	m := newMetrics(cfg.Registry)
 
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &resolvers.Resolver{Service: cfg.Service}}))
+	gql.AddTransport(ws.New(ws.Config{
+		Authenticate:     s.authenticateSocket,
+		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		ErrorFunc: func(ctx context.Context, err error) {
+			cfg.Logger.DebugContext(ctx, "websocket", "err", err)
+		},
+	}))
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
@@ -94,6 +108,7 @@ func New(cfg Config) *Server {
 	gql.Use(depthLimit{max: cfg.MaxDepth})
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.Use(operationMetrics{m: m})
+	gql.Use(ws.SubscriptionLimit{})
 	gql.SetErrorPresenter(errorPresenter(cfg.Logger))
 	gql.SetRecoverFunc(recoverFunc(cfg.Logger))
 
@@ -204,6 +219,17 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(fluxgate.NewContextWithUser(r.Context(), res.User)))
 	})
+}
+
+// authenticateSocket checks a websocket's connection_init token; the
+// connection closes with 4403 on failure and when the token expires.
+func (s *Server) authenticateSocket(ctx context.Context, token string) (context.Context, time.Time, error) {
+	res, err := s.cfg.Auth.Authenticate(ctx, token)
+	if err != nil {
+		return ctx, time.Time{}, err
+	}
+	ctx = fluxgate.NewContextWithUser(ctx, res.User)
+	return resolvers.WithLoaders(ctx, s.cfg.Service), res.ExpiresAt, nil
 }
 
 // timeout bounds queries and mutations (not websocket subscriptions).

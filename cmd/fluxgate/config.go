@@ -27,6 +27,10 @@ type Config struct {
 	SeedDemo    bool
 	Kubeconfig  string
 	KubeContext string
+	// WebhookSecret authenticates notification-controller's webhook
+	// (HMAC key of a generic-hmac Provider, or bearer token of a generic one).
+	WebhookSecret  string
+	AllowedOrigins string
 }
 
 // envOr returns the environment variable or def.
@@ -54,6 +58,8 @@ func (c *Config) bindServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisURL, "redis-url", envOr("REDIS_URL", ""), "Redis URL for the event bus and presence; empty: in-memory (REDIS_URL)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", envOr("FLUXGATE_JWT_SECRET", ""), "HS256 secret for bearer JWTs; empty: development mode (FLUXGATE_JWT_SECRET)")
 	fs.StringVar(&c.DevToken, "dev-token", envOr("FLUXGATE_DEV_TOKEN", ""), "fixed development token in development mode; empty: generated once into the data dir (FLUXGATE_DEV_TOKEN)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", envOr("FLUXGATE_WEBHOOK_SECRET", ""), "secret of POST /webhooks/flux (HMAC key or bearer token); empty: generated once into the data dir in development mode, webhook off otherwise (FLUXGATE_WEBHOOK_SECRET)")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", envOr("FLUXGATE_ALLOWED_ORIGINS", ""), "comma-separated browser origins allowed to open websockets besides the server's own (FLUXGATE_ALLOWED_ORIGINS)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("FLUXGATE_LOG_LEVEL", "info"), "debug, info, warn or error (FLUXGATE_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("FLUXGATE_LOG_FORMAT", "json"), "json or text (FLUXGATE_LOG_FORMAT)")
 	fs.BoolVar(&c.SeedDemo, "seed-demo", envOr("FLUXGATE_SEED_DEMO", "true") == "true", "seed the demo project once in development mode (FLUXGATE_SEED_DEMO)")

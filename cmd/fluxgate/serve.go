@@ -7,16 +7,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/auth"
+	"github.com/fluxgate/fluxgate/hub"
+	"github.com/fluxgate/fluxgate/inmem"
+	"github.com/fluxgate/fluxgate/redis"
 	"github.com/fluxgate/fluxgate/server"
 	"github.com/fluxgate/fluxgate/service"
 	"github.com/fluxgate/fluxgate/store"
+	"github.com/fluxgate/fluxgate/webhook"
 )
 
 // Main is the serve command: configuration, the adapters it builds and the
@@ -70,7 +78,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.db.Migrate(ctx, "up", io.Discard); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	svc := service.New(m.db, service.WithLogger(logger))
+	bus, presence, err := m.openBus(ctx)
+	if err != nil {
+		return err
+	}
+	h := hub.New(bus, hub.Options{Logger: logger})
+	svc := service.New(m.db, service.WithLogger(logger), service.WithPublisher(bus), service.WithRealtime(h, presence))
 
 	secret, devToken := []byte(c.JWTSecret), ""
 	if c.DevMode() {
@@ -96,13 +109,32 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 
+	routes := map[string]http.Handler{}
+	webhookSecret := c.WebhookSecret
+	if webhookSecret == "" && c.DevMode() {
+		if webhookSecret, err = persistentSecret(c.DataDir, "webhook-secret"); err != nil {
+			return err
+		}
+	}
+	if webhookSecret != "" {
+		routes["/webhooks/flux"] = webhook.NewHandler(webhook.Config{
+			Secrets: []webhook.Secret{{ID: "default", Value: []byte(webhookSecret)}},
+			Sink:    svc,
+			Logger:  logger,
+		})
+	} else {
+		logger.Warn("no webhook secret configured: POST /webhooks/flux is off (set FLUXGATE_WEBHOOK_SECRET)")
+	}
+
 	m.server = server.New(server.Config{
-		Service:  svc,
-		Auth:     authn,
-		Logger:   logger,
-		Registry: reg,
-		DevMode:  c.DevMode(),
-		Ready:    []server.Check{{Name: "database", Check: m.db.Ping}},
+		Service:        svc,
+		Auth:           authn,
+		Logger:         logger,
+		Registry:       reg,
+		DevMode:        c.DevMode(),
+		Ready:          []server.Check{{Name: "database", Check: m.db.Ping}},
+		Routes:         routes,
+		AllowedOrigins: splitList(c.AllowedOrigins),
 	})
 	if err := m.server.Listen(c.Addr); err != nil {
 		return err
@@ -114,6 +146,42 @@ func (m *Main) Open(ctx context.Context) error {
 		fmt.Fprintf(m.stdout, "try:\n  curl -s http://%s/graphql -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"query\":\"{ projects { edges { node { slug name } } } }\"}'\n\n", m.server.Addr(), devToken)
 	}
 	return nil
+}
+
+// openBus returns the event bus and presence store: Redis when configured,
+// in-memory otherwise.
+func (m *Main) openBus(ctx context.Context) (fluxgate.EventBus, fluxgate.PresenceStore, error) {
+	if m.Config.RedisURL == "" {
+		bus := inmem.NewBus(0)
+		m.closers = append(m.closers, func(context.Context) error { return bus.Close() })
+		return bus, inmem.NewPresence(bus, inmem.PresenceOptions{}), nil
+	}
+	opt, err := goredis.ParseURL(m.Config.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis url: %w", err)
+	}
+	opt.ClientName = "fluxgate"
+	client := goredis.NewClient(opt)
+	// Redis down pauses live updates; it never stops queries and
+	// mutations, so fluxgate starts anyway and the bus reconnects.
+	if err := client.Ping(ctx).Err(); err != nil {
+		m.logger.Warn("redis is not reachable yet: live updates wait for it", "err", err)
+	}
+	m.closers = append(m.closers, func(context.Context) error { return client.Close() })
+	bus := redis.NewBus(client, redis.BusOptions{Logger: m.logger})
+	m.closers = append(m.closers, func(context.Context) error { return bus.Close() })
+	return bus, redis.NewPresence(client, bus, redis.PresenceOptions{}), nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Serve opens everything, serves until ctx is done, then closes in order.
