@@ -16,6 +16,7 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	notificationv1beta3 "github.com/fluxcd/notification-controller/api/v1beta3"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -721,4 +722,40 @@ func unstructuredObj(obj map[string]any, ns, name string) client.Object {
 	u.SetNamespace(ns)
 	u.SetName(name)
 	return u
+}
+
+func TestNotificationWebhookOnAPIServer(t *testing.T) {
+	e := env.Require(t)
+	ctx := context.Background()
+	ns := e.Namespace(t, "notify")
+	c := newClient(t, e)
+	wh := k8s.NotificationWebhook{Namespace: ns, Address: "https://fluxgate.example.com/webhooks/flux", HMACKey: "hmac-key-1"}
+	if err := c.ApplyNotificationWebhook(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	var provider notificationv1beta3.Provider
+	if err := e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fluxgate"}, &provider); err != nil {
+		t.Fatal(err)
+	}
+	if provider.Spec.Type != "generic-hmac" || provider.Spec.SecretRef.Name != "fluxgate" {
+		t.Fatalf("provider = %+v", provider.Spec)
+	}
+	var alert notificationv1beta3.Alert
+	if err := e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fluxgate"}, &alert); err != nil {
+		t.Fatal(err)
+	}
+	if len(alert.Spec.EventSources) != 6 || alert.Spec.EventSources[0].Name != "*" || alert.Spec.EventSeverity != "info" {
+		t.Fatalf("alert = %+v", alert.Spec)
+	}
+	var s corev1.Secret
+	if err := e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fluxgate"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Data["token"]) != "hmac-key-1" || string(s.Data["address"]) != wh.Address {
+		t.Fatalf("secret keys = %v", keys(s.Data))
+	}
+	wh.Address = "ftp://nope"
+	if err := c.ApplyNotificationWebhook(ctx, wh); fluxgate.ErrorField(err) != "address" {
+		t.Fatalf("bad address: %v", err)
+	}
 }
