@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -137,7 +138,11 @@ func DeploymentViews(s *Snapshot) []DeploymentAt {
 
 // DeployEdit is the EditFunc of a UI deploy: it finds the Deployment under
 // the environment's directory at the head, applies image / replicas / env
-// keeping comments and formatting, and uses DeployMessage.
+// keeping comments and formatting, and uses DeployMessage. When a
+// kustomization file beside the Deployment (or in a parent directory inside
+// the environment's directory) overrides the container's image with an
+// `images:` entry, the new image is written there instead, since kustomize
+// would override the Deployment's own field.
 func DeployEdit(d DeployRequest) EditFunc {
 	return func(ctx context.Context, head *Snapshot) (*Change, error) {
 		if err := d.Validate(); err != nil {
@@ -147,14 +152,69 @@ func DeployEdit(d DeployRequest) EditFunc {
 		if err != nil {
 			return nil, err
 		}
-		out, err := yamledit.EditDeployment(f.Content, d.edit())
-		if err != nil {
-			return nil, err
+		edit := d.edit()
+		files := map[string][]byte{}
+		if d.Image != nil {
+			k, out, err := kustomizeImage(head, f, d)
+			if err != nil {
+				return nil, err
+			}
+			if k != "" {
+				files[k] = out
+				edit.Containers[0].Image = nil
+			}
 		}
-		if bytes.Equal(out, f.Content) {
+		if !edit.Empty() {
+			out, err := yamledit.EditDeployment(f.Content, edit)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(out, f.Content) {
+				files[f.Path] = out
+			}
+		}
+		for p, out := range files {
+			if old, _ := head.Get(p); bytes.Equal(old.Content, out) {
+				delete(files, p)
+			}
+		}
+		if len(files) == 0 {
 			return nil, fmt.Errorf("deployment already has these values: %w", ErrNoChange)
 		}
-		return &Change{Files: map[string][]byte{f.Path: out}, Message: DeployMessage(d)}, nil
+		return &Change{Files: files, Message: DeployMessage(d)}, nil
+	}
+}
+
+// kustomizeImage finds the kustomization that overrides the image of the
+// deployed container and returns its path and new content ("" if none).
+func kustomizeImage(head *Snapshot, dep File, d DeployRequest) (string, []byte, error) {
+	v, err := yamledit.ParseDeploymentView(dep.Content, d.Deployment)
+	if err != nil || len(v.Containers) == 0 {
+		return "", nil, nil // no typed view: edit the Deployment itself
+	}
+	c := v.Containers[0]
+	for _, vc := range v.Containers {
+		if d.Container != "" && vc.Name == d.Container {
+			c = vc
+		}
+	}
+	name, _, _ := yamledit.SplitImage(c.Image)
+	for dir := path.Dir(dep.Path); ; dir = path.Dir(dir) {
+		for _, f := range head.Files {
+			if path.Dir(f.Path) != dir || !yamledit.IsKustomization(f.Path) {
+				continue
+			}
+			out, found, err := yamledit.SetKustomizeImage(f.Content, name, *d.Image)
+			if err != nil {
+				return "", nil, fmt.Errorf("%s: %w", f.Path, err)
+			}
+			if found {
+				return f.Path, out, nil
+			}
+		}
+		if dir == head.Dir || dir == "." || dir == "/" || !strings.HasPrefix(dir, head.Dir) {
+			return "", nil, nil
+		}
 	}
 }
 

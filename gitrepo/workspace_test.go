@@ -338,3 +338,26 @@ func TestCommitCreatesBranches(t *testing.T) {
 		t.Fatalf("branch from main: %+v", res)
 	}
 }
+
+func TestDeployWritesKustomizeImages(t *testing.T) {
+	kust := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\n  - deployment.yaml\nimages:\n  - name: ghcr.io/acme/web # the app\n    newTag: 1.4.2\n"
+	bare := newRemote(t, map[string]string{envDir + "/kustomization.yaml": kust})
+	before := gitCmd(t, bare, "rev-parse", "main")
+	w := newWorkspace(t, Options{})
+	_, err := w.Commit(context.Background(), CommitRequest{Remote: Remote{URL: bare}, Branch: "main", Dir: envDir, Author: testUser,
+		Edit: DeployEdit(DeployRequest{Image: ptr("ghcr.io/acme/web:1.6.0"), Replicas: ptr(int32(4)), User: "Ada"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := remoteFile(t, bare, envDir+"/kustomization.yaml") + "\n"
+	if want := strings.Replace(kust, "newTag: 1.4.2", "newTag: 1.6.0", 1); got != want {
+		t.Fatalf("kustomization:\n%s\nwant:\n%s", got, want)
+	}
+	dep := remoteFile(t, bare, envDir+"/deployment.yaml")
+	if !strings.Contains(dep, `image: "ghcr.io/acme/web:1.4.2"`) || !strings.Contains(dep, "replicas: 4 #") {
+		t.Fatalf("deployment:\n%s", dep)
+	}
+	if changed := gitCmd(t, bare, "diff", "--name-only", before, "main"); changed != envDir+"/deployment.yaml\n"+envDir+"/kustomization.yaml" {
+		t.Fatalf("changed = %q", changed)
+	}
+}
