@@ -361,3 +361,50 @@ func TestDeployWritesKustomizeImages(t *testing.T) {
 		t.Fatalf("changed = %q", changed)
 	}
 }
+
+func TestConcurrentBranchesAndReads(t *testing.T) {
+	bare := newRemote(t, nil)
+	ctx := context.Background()
+	r := Remote{URL: bare}
+	w := newWorkspace(t, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := 0; i < 10; i++ {
+		wg.Add(3)
+		go func(i int) {
+			defer wg.Done()
+			_, err := w.Commit(ctx, CommitRequest{Remote: r, Branch: "staging", From: "main", CreateBranch: true, Dir: envDir, Author: testUser,
+				Edit: DeployEdit(DeployRequest{Env: []yamledit.EnvVar{{Name: fmt.Sprintf("S_%d", i), Value: "x"}}})})
+			errs <- err
+		}(i)
+		go func(i int) {
+			defer wg.Done()
+			_, err := w.Commit(ctx, CommitRequest{Remote: r, Branch: "main", Dir: envDir, Author: testUser,
+				Edit: DeployEdit(DeployRequest{Env: []yamledit.EnvVar{{Name: fmt.Sprintf("M_%d", i), Value: "y"}}})})
+			errs <- err
+		}(i)
+		go func() {
+			defer wg.Done()
+			s, err := w.ReadFiles(ctx, r, "main", envDir)
+			if err == nil && len(s.Files) != 2 {
+				err = fmt.Errorf("read %d files", len(s.Files))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for branch, prefix := range map[string]string{"main": "M_", "staging": "S_"} {
+		f := gitCmd(t, bare, "show", branch+":"+envDir+"/deployment.yaml")
+		for i := 0; i < 10; i++ {
+			if !strings.Contains(f, fmt.Sprintf("name: %s%d\n", prefix, i)) {
+				t.Errorf("%s lost %s%d", branch, prefix, i)
+			}
+		}
+	}
+}
