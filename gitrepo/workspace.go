@@ -68,6 +68,10 @@ type Options struct {
 	// Logger for retries; defaults to slog.Default(). Messages never hold
 	// credentials.
 	Logger *slog.Logger
+	// ReadFetchInterval lets ReadFiles skip the fetch when the branch was
+	// fetched less than this long ago (0: always fetch). Commit always
+	// fetches.
+	ReadFetchInterval time.Duration
 }
 
 // Workspace is a cache of Git repositories on disk. It is safe for
@@ -86,6 +90,8 @@ type cachedRepo struct {
 	url  string
 	repo *git.Repository
 	st   *filesystem.Storage
+
+	fetched map[string]time.Time // branch → last successful fetch
 }
 
 // Close releases the open pack files of every cached repository. The
@@ -244,7 +250,7 @@ func (w *Workspace) open(r Remote) (*cachedRepo, error) {
 		st.Close()
 		return nil, sanitize("open cache", err, r.Auth.secrets())
 	}
-	c := &cachedRepo{dir: dir, url: r.URL, repo: repo, st: st}
+	c := &cachedRepo{dir: dir, url: r.URL, repo: repo, st: st, fetched: map[string]time.Time{}}
 	w.repos[id] = c
 	return c, nil
 }
@@ -292,8 +298,12 @@ func (w *Workspace) ReadFiles(ctx context.Context, r Remote, branch, dir string)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.fetch(ctx, r, branch); err != nil {
-		return nil, err
+	now := w.opts.Now()
+	if last, ok := c.fetched[branch]; !ok || w.opts.ReadFetchInterval <= 0 || now.Sub(last) >= w.opts.ReadFetchInterval {
+		if err := c.fetch(ctx, r, branch); err != nil {
+			return nil, err
+		}
+		c.fetched[branch] = now
 	}
 	h, err := c.head(branch)
 	if err != nil {

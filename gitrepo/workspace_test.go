@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	git "github.com/go-git/go-git/v5"
 
@@ -406,5 +407,28 @@ func TestConcurrentBranchesAndReads(t *testing.T) {
 				t.Errorf("%s lost %s%d", branch, prefix, i)
 			}
 		}
+	}
+}
+
+func TestReadFetchInterval(t *testing.T) {
+	bare := newRemote(t, nil)
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := newWorkspace(t, Options{ReadFetchInterval: time.Minute, Now: func() time.Time { return now }})
+	other := newWorkspace(t, Options{})
+	first, err := w.ReadFiles(ctx, Remote{URL: bare}, "main", envDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := other.Commit(ctx, CommitRequest{Remote: Remote{URL: bare}, Branch: "main", Dir: envDir, Author: testUser, Edit: DeployEdit(DeployRequest{Replicas: ptr(int32(9))})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := w.ReadFiles(ctx, Remote{URL: bare}, "main", envDir); s.Revision != first.Revision {
+		t.Fatal("fetched within the interval")
+	}
+	now = now.Add(time.Minute)
+	if s, _ := w.ReadFiles(ctx, Remote{URL: bare}, "main", envDir); s.Revision != res.SHA {
+		t.Fatalf("revision after the interval = %s, want %s", s.Revision, res.SHA)
 	}
 }
