@@ -759,3 +759,19 @@ func TestNotificationWebhookOnAPIServer(t *testing.T) {
 		t.Fatalf("bad address: %v", err)
 	}
 }
+
+func TestWatcherRetriesFailingSink(t *testing.T) {
+	e := env.Require(t)
+	ctx := context.Background()
+	ns := e.Namespace(t, "retry")
+	c := newClient(t, e)
+	rec := newRecorder()
+	rec.failNext = 2 // the database is down for two calls
+	startWatcher(t, e, rec, k8s.WatcherOptions{Namespaces: []string{ns}, NoEvents: true})
+	if _, err := c.Apply(ctx, gitRepo(t, ns, "app")); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "change delivered after retries", 10*time.Second, func() bool {
+		return len(rec.changes) == 1 && rec.calls >= 3
+	})
+}

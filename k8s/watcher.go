@@ -58,9 +58,10 @@ type Sink interface {
 	// object (ProjectID and ResourceID set from the object's labels).
 	FluxEvent(ctx context.Context, ev *fluxgate.FluxEvent) error
 	// Resync lists every managed object present in the watched namespaces
-	// after the initial sync and after each relist. Rows of the watched
-	// kinds whose object is not present vanished while nobody watched (mark
-	// them failed, "missing in cluster").
+	// after the initial sync and after each relist. Rows whose object is
+	// not present vanished while nobody watched (mark them failed, "missing
+	// in cluster"). Kinds whose CRD the cluster does not serve have no
+	// objects, so their rows are missing too.
 	Resync(ctx context.Context, present []ResourceRef) error
 }
 
@@ -179,9 +180,10 @@ const (
 )
 
 type item struct {
-	typ   itemType
-	key   ObjectKey // itemObject; itemEvent: Kind empty, namespace/name of the Event
-	force bool      // report even if unchanged (repair pass)
+	typ itemType
+	key ObjectKey // itemObject; itemEvent: Kind empty, namespace/name of the Event
+	// relist: itemRepair after a relist (report every object again).
+	relist bool
 }
 
 // informerKey identifies one informer.
@@ -210,7 +212,8 @@ type watchRun struct {
 
 	mu     sync.Mutex
 	objs   map[ObjectKey]*objState
-	events map[string]string // event namespace/name → last reported resourceVersion
+	events map[string]string  // event namespace/name → last reported resourceVersion
+	forced map[ObjectKey]bool // to report even if unchanged (repair after relist)
 	ready  map[fluxgate.ResourceKind]int
 	lists  map[informerKey]int // list calls per informer (the first is the initial sync)
 }
@@ -228,6 +231,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		informers: map[informerKey]toolscache.SharedIndexInformer{},
 		objs:      map[ObjectKey]*objState{},
 		events:    map[string]string{},
+		forced:    map[ObjectKey]bool{},
 		ready:     map[fluxgate.ResourceKind]int{},
 		lists:     map[informerKey]int{},
 	}
@@ -448,7 +452,7 @@ func (r *watchRun) listed(k informerKey) {
 		m.Relists.WithLabelValues(kindName(k.kind)).Inc()
 	}
 	if k.kind != "" {
-		r.queue.AddAfter(item{typ: itemRepair, force: true}, r.w.opts.RepairDelay)
+		r.queue.AddAfter(item{typ: itemRepair, relist: true}, r.w.opts.RepairDelay)
 	}
 }
 
@@ -541,7 +545,7 @@ func (r *watchRun) processNext(ctx context.Context) bool {
 	case itemEvent:
 		err = r.syncEvent(ctx, it.key.Namespace, it.key.Name)
 	case itemRepair:
-		err = r.repair(ctx, it.force)
+		err = r.repair(ctx, it.relist)
 	}
 	switch {
 	case err == nil || ctx.Err() != nil:
@@ -600,10 +604,19 @@ func (r *watchRun) syncObject(ctx context.Context, it item) error {
 	unchanged := st.sent && st.gen == obj.GetGeneration() && st.last == sum
 	ch := ResourceChange{ResourceRef: st.ref, Generation: obj.GetGeneration(), Status: u, Object: obj}
 	r.mu.Unlock()
-	if unchanged && !it.force {
+	r.mu.Lock()
+	force := r.forced[key]
+	delete(r.forced, key)
+	r.mu.Unlock()
+	if unchanged && !force {
 		return nil
 	}
 	if err := r.w.sink.ResourceChanged(ctx, ch); err != nil {
+		if force {
+			r.mu.Lock()
+			r.forced[key] = true // the retry must report it too
+			r.mu.Unlock()
+		}
 		return err
 	}
 	r.mu.Lock()
@@ -689,7 +702,11 @@ func (r *watchRun) repair(ctx context.Context, force bool) error {
 			seen[key] = true
 			present = append(present, refOf(key, o))
 			if force {
-				r.queue.Add(item{typ: itemObject, key: key, force: true})
+				// Same queue item as a change: never processed concurrently.
+				r.mu.Lock()
+				r.forced[key] = true
+				r.mu.Unlock()
+				r.queue.Add(item{typ: itemObject, key: key})
 			}
 		}
 	}
