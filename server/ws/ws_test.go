@@ -264,21 +264,32 @@ func TestSubscriptionCap(t *testing.T) {
 	for _, id := range []string{"1", "2", "3"} {
 		c.send(msg{ID: id, Type: "subscribe", Payload: payload(map[string]string{"query": subscription})})
 	}
-	// 1 and 2 flow; 3 gets an error.
-	seen := map[string]bool{}
-	for !(seen["1"] && seen["2"] && seen["3"]) {
+	// The three start concurrently: two flow, one gets an error.
+	flowing, rejected := map[string]bool{}, ""
+	for len(flowing) < 2 || rejected == "" {
 		m := c.next()
 		switch {
-		case m.ID == "3" && m.Type == "next" && strings.Contains(string(m.Payload), "too many subscriptions"):
-			seen["3"] = true
-		case m.ID == "3" && m.Type != "complete":
-			t.Fatalf("third subscription got %s %s", m.Type, m.Payload)
-		case m.Type == "next" && (m.ID == "1" || m.ID == "2"):
-			seen[m.ID] = true
+		case m.Type == "next" && strings.Contains(string(m.Payload), "too many subscriptions"):
+			if rejected != "" || flowing[m.ID] {
+				t.Fatalf("%s rejected after %q was, or after it flowed", m.ID, rejected)
+			}
+			rejected = m.ID
+		case m.Type == "next" && strings.Contains(string(m.Payload), `"tick"`):
+			if m.ID == rejected {
+				t.Fatalf("rejected subscription %s got data", m.ID)
+			}
+			flowing[m.ID] = true
+			if len(flowing) > 2 {
+				t.Fatalf("three subscriptions flow: %v", flowing)
+			}
 		}
 	}
+	var open string
+	for id := range flowing {
+		open = id
+	}
 	// Ending one makes room for another.
-	c.send(msg{ID: "1", Type: "complete"})
+	c.send(msg{ID: open, Type: "complete"})
 	time.Sleep(50 * time.Millisecond)
 	c.send(msg{ID: "4", Type: "subscribe", Payload: payload(map[string]string{"query": subscription})})
 	for {
@@ -304,7 +315,7 @@ func TestReadLimit(t *testing.T) {
 }
 
 func TestKeepAlive(t *testing.T) {
-	ts := newServer(t, ws.Config{KeepAlive: 50 * time.Millisecond})
+	ts := newServer(t, ws.Config{KeepAlive: 200 * time.Millisecond})
 	for sub, want := range map[string]string{"graphql-transport-ws": "ping", "graphql-ws": "ka"} {
 		c := mustDial(t, ts, sub)
 		c.send(msg{Type: "connection_init", Payload: payload(map[string]string{"authToken": "valid-ada"})})
