@@ -424,7 +424,7 @@ func TestWatcherStatusEventsAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	startWatcher(t, e, rec, k8s.WatcherOptions{Namespaces: []string{ns}, Metrics: metrics})
+	w, _ := startWatcher(t, e, rec, k8s.WatcherOptions{Namespaces: []string{ns}, Metrics: metrics})
 	rec.waitFor(t, "initial resync", 10*time.Second, func() bool { return len(rec.resyncs) == 1 && len(rec.resyncs[0]) == 0 })
 
 	if _, err := c.Apply(ctx, gitRepo(t, ns, "app")); err != nil {
@@ -488,6 +488,13 @@ func TestWatcherStatusEventsAndMetrics(t *testing.T) {
 		g := rec.lastChange(fluxgate.KindGitRepository, "app")
 		return g.Status.Status == fluxgate.ResourceReady && g.Status.LastAppliedRevision == "main@sha1:87e476366d3cfd45c32e7f80bf278f9fa0ad5192"
 	})
+	// Reads come from the watcher's cache.
+	if obj, u, ok := w.Get(k8s.ObjectKey{Kind: fluxgate.KindGitRepository, Namespace: ns, Name: "app"}); !ok || u.Status != fluxgate.ResourceReady || obj.GetLabels()[k8s.LabelResourceID] != "id-app" {
+		t.Fatalf("cache read = %v %+v", ok, u)
+	}
+	if _, _, ok := w.Get(k8s.ObjectKey{Kind: fluxgate.KindGitRepository, Namespace: other, Name: "elsewhere"}); ok {
+		t.Fatal("cache holds an unwatched namespace")
+	}
 	if v := counterValue(t, reg, "flux_git_repository_sync_total", map[string]string{"status": "success"}); v != 1 {
 		t.Fatalf("sync success = %v", v)
 	}
@@ -650,8 +657,19 @@ func TestReconcileAndSuspendOnAPIServer(t *testing.T) {
 func TestGitCredentialsOnAPIServer(t *testing.T) {
 	e := env.Require(t)
 	ctx := context.Background()
-	ns := e.Namespace(t, "creds")
+	ns := "proj-creds-" + k8stest.Suffix()
 	c := newClient(t, e)
+	if err := c.EnsureNamespace(ctx, ns, "proj-1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) })
+	var nsObj corev1.Namespace
+	if err := e.Client.Get(ctx, types.NamespacedName{Name: ns}, &nsObj); err != nil {
+		t.Fatal(err)
+	}
+	if nsObj.Labels[k8s.LabelProject] != "proj-1" || nsObj.Labels[k8s.LabelManagedBy] != "fluxgate" {
+		t.Fatalf("namespace labels = %v", nsObj.Labels)
+	}
 	info, err := c.ApplyGitCredentials(ctx, ns, "git-basic", k8s.GitCredentials{Basic: &k8s.BasicAuth{Username: "bot", Password: "pw-1"}}, map[string]string{k8s.LabelProject: "proj-1"})
 	if err != nil {
 		t.Fatal(err)
