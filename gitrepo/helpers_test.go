@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"context"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,9 @@ func newWorkspace(tb testing.TB, opts Options) *Workspace {
 	tb.Helper()
 	if opts.Dir == "" {
 		opts.Dir = tb.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	w, err := New(opts)
 	if err != nil {

@@ -51,7 +51,9 @@ type Signature struct {
 
 // Options configure a Workspace.
 type Options struct {
-	// Dir holds one bare cache repository per remote. Required.
+	// Dir holds one bare cache repository per remote. Required. A cache
+	// dir belongs to one Workspace (one per process): replicas each have
+	// their own and coordinate through the remote and Locker.
 	Dir string
 	// Locker serializes across replicas; nil means in-process only.
 	Locker Locker
