@@ -463,3 +463,32 @@ func TestInstallFluxOnFakeClient(t *testing.T) {
 		wantCode(t, err, fluxgate.EINVALID, "manifests")
 	}
 }
+
+func TestWorkloadHealthFromInventory(t *testing.T) {
+	ctx := context.Background()
+	var ks kustomizev1.Kustomization
+	readFixture(t, "objects/kustomization-ready.json", &ks)
+	inv := StatusOf(&ks).Inventory // default_webapp__Service, default_webapp_apps_Deployment
+	var d appsv1.Deployment
+	readFixture(t, "objects/deployment-rolled-out.json", &d)
+	d.ResourceVersion = ""
+	c := NewFromClient(mustFakeClient(t, &d), Options{})
+	wh, err := c.WorkloadHealth(ctx, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wh.Ready || wh.Replicas != 2 || wh.ReadyReplicas != 2 || len(wh.Deployments) != 1 || wh.Deployments[0].Name != "webapp" {
+		t.Fatalf("workload = %+v", wh)
+	}
+	// Mid-rollout: one replica of two ready.
+	d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1
+	c = NewFromClient(mustFakeClient(t, &d), Options{})
+	if wh, err = c.WorkloadHealth(ctx, inv); err != nil || wh.Ready || wh.ReadyReplicas != 1 || wh.Deployments[0].Message != "1 of 2 replicas ready" {
+		t.Fatalf("mid-rollout = %+v, %v", wh, err)
+	}
+	// Not applied yet.
+	c = NewFromClient(mustFakeClient(t), Options{})
+	if wh, err = c.WorkloadHealth(ctx, inv); err != nil || wh.Ready || wh.Deployments[0].Found {
+		t.Fatalf("missing = %+v, %v", wh, err)
+	}
+}
