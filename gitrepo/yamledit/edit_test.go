@@ -273,3 +273,18 @@ func TestEditEdgeCases(t *testing.T) {
 		})
 	}
 }
+
+// Strings YAML 1.1 would read as booleans or numbers are quoted, so
+// Kubernetes tooling (sigs.k8s.io/yaml) still sees strings.
+func TestYAML11StringsQuoted(t *testing.T) {
+	src := mustRead(t, filepath.Join("..", "testdata", "edit", "deployment.yaml"))
+	out, err := EditDeployment(src, DeploymentEdit{Containers: []ContainerEdit{{Env: []EnvVar{{Name: "A", Value: "on"}, {Name: "B", Value: "yes"}, {Name: "LOG_LEVEL", Value: "off"}, {Name: "C", Value: "0x1F"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`value: "on"`, `value: "yes"`, `value: "off"`, `value: "0x1F"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package yamledit
 
 import (
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -265,5 +266,31 @@ func TestDiffFilesAndImpact(t *testing.T) {
 	}
 	if d := UnifiedDiff("x", base, base); d != "" {
 		t.Fatalf("diff of equal files = %q", d)
+	}
+}
+
+// TestMergeGolden: a realistic concurrent edit of the annotated manifest;
+// the merged file is theirs (their comment and replicas) plus ours (image,
+// env, resources, probe removal), byte for byte as in the golden file.
+func TestMergeGolden(t *testing.T) {
+	base := mustRead(t, filepath.Join("..", "testdata", "edit", "deployment.yaml"))
+	theirs := []byte(strings.Replace(strings.Replace(string(base), "  replicas: 2 # scaled by HPA in prod", "  # raised for the sale\n  replicas: 6 # scaled by HPA in prod", 1),
+		"    targetPort: http", "    targetPort: 8080 # numeric now", 1))
+	ours, err := EditDeployment(base, DeploymentEdit{Containers: []ContainerEdit{
+		{Image: ptr("ghcr.io/acme/web:1.6.0"), Env: []EnvVar{{Name: "CACHE", Value: "on"}}, RemoveEnv: []string{"FEATURE_X"}, LivenessProbe: &ProbeEdit{Remove: true}},
+		{Name: "sidecar", Resources: &ResourcesEdit{Limits: map[string]string{"memory": "64Mi"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Merge3("deployment.yaml", base, theirs, ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "merge-concurrent.yaml", out)
+	// Theirs' lines are all kept except the ones ours changed.
+	removed, _ := changedLines(theirs, out)
+	if len(removed) != 9 {
+		t.Errorf("removed from theirs: %q", removed)
 	}
 }

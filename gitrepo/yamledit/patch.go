@@ -196,6 +196,8 @@ func encodeDocs(docs []*yaml.Node, st docStyle) ([]byte, error) {
 		}
 		var one bytes.Buffer
 		enc := newEncoder(&one, st)
+		d = deepCopy(d)
+		quoteYAML11(d)
 		if err := enc.Encode(d); err != nil {
 			return nil, fmt.Errorf("encode yaml: %w", err)
 		}
@@ -877,7 +879,21 @@ func (p *patcher) replaceNode(old, new *yaml.Node, s slot) error {
 
 // --- rendering ---
 
+// quoteYAML11 double-quotes string scalars that YAML 1.1 parsers (such as
+// the one Kubernetes tooling uses) would read as something else: "on",
+// "yes", "0x1f", … stay strings everywhere.
+func quoteYAML11(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Style == 0 && n.ShortTag() == "!!str" && yaml.IsYaml1_1NonString(n) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		quoteYAML11(c)
+	}
+}
+
 func (p *patcher) encode(n *yaml.Node) (string, error) {
+	n = deepCopy(n)
+	quoteYAML11(n)
 	var buf bytes.Buffer
 	enc := newEncoder(&buf, p.style)
 	if err := enc.Encode(n); err != nil {
