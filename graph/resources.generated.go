@@ -835,6 +835,22 @@ func (ec *executionContext) marshalNCondition2ᚕgithubᚗcomᚋfluxgateᚋfluxg
 	return ret
 }
 
+func (ec *executionContext) marshalNGitOpsResource2ᚕᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐGitOpsResourceᚄ(ctx context.Context, sel ast.SelectionSet, v []*fluxgate.GitOpsResource) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNGitOpsResource2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐGitOpsResource(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNGitOpsResource2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐGitOpsResource(ctx context.Context, sel ast.SelectionSet, v *fluxgate.GitOpsResource) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "GitOpsResource!")
@@ -921,6 +937,87 @@ var (
 		"SUSPENDED":   fluxgate.ResourceSuspended,
 	}
 	marshalNResourceStatus2githubᚗcomᚋfluxgateᚋfluxgateᚐResourceStatus = map[fluxgate.ResourceStatus]string{
+		fluxgate.ResourcePending:     "PENDING",
+		fluxgate.ResourceReconciling: "RECONCILING",
+		fluxgate.ResourceReady:       "READY",
+		fluxgate.ResourceFailed:      "FAILED",
+		fluxgate.ResourceSuspended:   "SUSPENDED",
+	}
+)
+
+func (ec *executionContext) marshalOGitOpsResource2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐGitOpsResource(ctx context.Context, sel ast.SelectionSet, v *fluxgate.GitOpsResource) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GitOpsResource(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOResourceKind2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceKind(ctx context.Context, v any) (*fluxgate.ResourceKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOResourceKind2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceKind[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOResourceKind2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceKind(ctx context.Context, sel ast.SelectionSet, v *fluxgate.ResourceKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOResourceKind2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceKind[*v])
+	return res
+}
+
+var (
+	unmarshalOResourceKind2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceKind = map[string]fluxgate.ResourceKind{
+		"GIT_REPOSITORY":   fluxgate.KindGitRepository,
+		"KUSTOMIZATION":    fluxgate.KindKustomization,
+		"HELM_RELEASE":     fluxgate.KindHelmRelease,
+		"HELM_REPOSITORY":  fluxgate.KindHelmRepository,
+		"IMAGE_REPOSITORY": fluxgate.KindImageRepository,
+		"IMAGE_POLICY":     fluxgate.KindImagePolicy,
+	}
+	marshalOResourceKind2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceKind = map[fluxgate.ResourceKind]string{
+		fluxgate.KindGitRepository:   "GIT_REPOSITORY",
+		fluxgate.KindKustomization:   "KUSTOMIZATION",
+		fluxgate.KindHelmRelease:     "HELM_RELEASE",
+		fluxgate.KindHelmRepository:  "HELM_REPOSITORY",
+		fluxgate.KindImageRepository: "IMAGE_REPOSITORY",
+		fluxgate.KindImagePolicy:     "IMAGE_POLICY",
+	}
+)
+
+func (ec *executionContext) unmarshalOResourceStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceStatus(ctx context.Context, v any) (*fluxgate.ResourceStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOResourceStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOResourceStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceStatus(ctx context.Context, sel ast.SelectionSet, v *fluxgate.ResourceStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOResourceStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOResourceStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceStatus = map[string]fluxgate.ResourceStatus{
+		"PENDING":     fluxgate.ResourcePending,
+		"RECONCILING": fluxgate.ResourceReconciling,
+		"READY":       fluxgate.ResourceReady,
+		"FAILED":      fluxgate.ResourceFailed,
+		"SUSPENDED":   fluxgate.ResourceSuspended,
+	}
+	marshalOResourceStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐResourceStatus = map[fluxgate.ResourceStatus]string{
 		fluxgate.ResourcePending:     "PENDING",
 		fluxgate.ResourceReconciling: "RECONCILING",
 		fluxgate.ResourceReady:       "READY",

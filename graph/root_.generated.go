@@ -74,6 +74,10 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	BatchCreateResourcesPayload struct {
+		Resources func(childComplexity int) int
+	}
+
 	Condition struct {
 		LastTransitionTime func(childComplexity int) int
 		Message            func(childComplexity int) int
@@ -90,6 +94,17 @@ type ComplexityRoot struct {
 		Environment func(childComplexity int) int
 	}
 
+	CreateGitCredentialsPayload struct {
+		Name      func(childComplexity int) int
+		Namespace func(childComplexity int) int
+		Type      func(childComplexity int) int
+	}
+
+	CreateImagePolicyPayload struct {
+		ImagePolicy     func(childComplexity int) int
+		ImageRepository func(childComplexity int) int
+	}
+
 	CreateProjectPayload struct {
 		Project func(childComplexity int) int
 	}
@@ -102,8 +117,28 @@ type ComplexityRoot struct {
 		DeletedID func(childComplexity int) int
 	}
 
+	DeleteGitOpsResourcePayload struct {
+		DeletedID func(childComplexity int) int
+	}
+
 	DeleteProjectPayload struct {
 		DeletedID func(childComplexity int) int
+	}
+
+	Diagnosis struct {
+		Healthy      func(childComplexity int) int
+		Issues       func(childComplexity int) int
+		ReadyMessage func(childComplexity int) int
+		ReadyReason  func(childComplexity int) int
+		ReadyStatus  func(childComplexity int) int
+		Revision     func(childComplexity int) int
+	}
+
+	DiagnosticIssue struct {
+		Code       func(childComplexity int) int
+		Message    func(childComplexity int) int
+		Severity   func(childComplexity int) int
+		Suggestion func(childComplexity int) int
 	}
 
 	DisconnectRepositoryPayload struct {
@@ -137,6 +172,19 @@ type ComplexityRoot struct {
 		SubjectType func(childComplexity int) int
 	}
 
+	FluxCRDHealth struct {
+		Name     func(childComplexity int) int
+		Present  func(childComplexity int) int
+		Versions func(childComplexity int) int
+	}
+
+	FluxComponentHealth struct {
+		Message func(childComplexity int) int
+		Name    func(childComplexity int) int
+		Present func(childComplexity int) int
+		Ready   func(childComplexity int) int
+	}
+
 	FluxEvent struct {
 		Cursor     func(childComplexity int) int
 		Kind       func(childComplexity int) int
@@ -163,6 +211,14 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	FluxHealth struct {
+		CRDs       func(childComplexity int) int
+		Components func(childComplexity int) int
+		Installed  func(childComplexity int) int
+		Message    func(childComplexity int) int
+		Ready      func(childComplexity int) int
+	}
+
 	GitOpsResource struct {
 		Conditions            func(childComplexity int) int
 		CreatedAt             func(childComplexity int) int
@@ -183,11 +239,30 @@ type ComplexityRoot struct {
 		UpdatedAt             func(childComplexity int) int
 	}
 
+	GitOpsResourceConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	GitOpsResourceEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	GitOpsResourcePayload struct {
+		Resource func(childComplexity int) int
+	}
+
 	HealthCheck struct {
 		APIVersion func(childComplexity int) int
 		Kind       func(childComplexity int) int
 		Name       func(childComplexity int) int
 		Namespace  func(childComplexity int) int
+	}
+
+	InstallFluxPayload struct {
+		AppliedCount func(childComplexity int) int
+		Health       func(childComplexity int) int
 	}
 
 	InventoryEntry struct {
@@ -198,17 +273,34 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AddProjectMember     func(childComplexity int, input model.AddProjectMemberInput) int
 		AddTeamMember        func(childComplexity int, input model.AddTeamMemberInput) int
+		BatchCreateResources func(childComplexity int, input model.BatchCreateResourcesInput) int
 		ConnectRepository    func(childComplexity int, input model.ConnectRepositoryInput) int
 		CreateEnvironment    func(childComplexity int, input model.CreateEnvironmentInput) int
+		CreateGitCredentials func(childComplexity int, input model.CreateGitCredentialsInput) int
+		CreateGitRepository  func(childComplexity int, input model.CreateGitRepositoryInput) int
+		CreateHelmRelease    func(childComplexity int, input model.CreateHelmReleaseInput) int
+		CreateHelmRepository func(childComplexity int, input model.CreateHelmRepositoryInput) int
+		CreateImagePolicy    func(childComplexity int, input model.CreateImagePolicyInput) int
+		CreateKustomization  func(childComplexity int, input model.CreateKustomizationInput) int
 		CreateProject        func(childComplexity int, input model.CreateProjectInput) int
 		CreateTeam           func(childComplexity int, input model.CreateTeamInput) int
 		DeleteEnvironment    func(childComplexity int, input model.DeleteEnvironmentInput) int
+		DeleteGitOpsResource func(childComplexity int, input model.DeleteGitOpsResourceInput) int
 		DeleteProject        func(childComplexity int, input model.DeleteProjectInput) int
 		DisconnectRepository func(childComplexity int, input model.DisconnectRepositoryInput) int
+		InstallFlux          func(childComplexity int, input model.InstallFluxInput) int
 		RemoveProjectMember  func(childComplexity int, input model.RemoveProjectMemberInput) int
 		RemoveTeamMember     func(childComplexity int, input model.RemoveTeamMemberInput) int
+		ResumeResource       func(childComplexity int, input model.ResourceIDInput) int
 		SetProjectMemberRole func(childComplexity int, input model.SetProjectMemberRoleInput) int
+		SuspendResource      func(childComplexity int, input model.ResourceIDInput) int
+		TriggerSync          func(childComplexity int, input model.TriggerSyncInput) int
 		UpdateEnvironment    func(childComplexity int, input model.UpdateEnvironmentInput) int
+		UpdateGitRepository  func(childComplexity int, input model.UpdateGitRepositoryInput) int
+		UpdateHelmRelease    func(childComplexity int, input model.UpdateHelmReleaseInput) int
+		UpdateHelmRepository func(childComplexity int, input model.UpdateHelmRepositoryInput) int
+		UpdateImagePolicy    func(childComplexity int, input model.UpdateImagePolicyInput) int
+		UpdateKustomization  func(childComplexity int, input model.UpdateKustomizationInput) int
 		UpdatePresence       func(childComplexity int, input model.UpdatePresenceInput) int
 		UpdateProject        func(childComplexity int, input model.UpdateProjectInput) int
 		UpdateRepository     func(childComplexity int, input model.UpdateRepositoryInput) int
@@ -262,12 +354,16 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		FluxEvents func(childComplexity int, projectID string, kind *string, severity *string, first *int, after *string) int
-		Node       func(childComplexity int, id string) int
-		Project    func(childComplexity int, id *string, slug *string) int
-		Projects   func(childComplexity int, first *int, after *string) int
-		Teams      func(childComplexity int, first *int, after *string) int
-		Viewer     func(childComplexity int) int
+		DiagnoseGitRepository func(childComplexity int, id string) int
+		FluxEvents            func(childComplexity int, projectID string, kind *string, severity *string, first *int, after *string) int
+		FluxHealth            func(childComplexity int) int
+		GitopsResource        func(childComplexity int, id string) int
+		GitopsResources       func(childComplexity int, projectID string, environmentID *string, kind *fluxgate.ResourceKind, status *fluxgate.ResourceStatus, first *int, after *string) int
+		Node                  func(childComplexity int, id string) int
+		Project               func(childComplexity int, id *string, slug *string) int
+		Projects              func(childComplexity int, first *int, after *string) int
+		Teams                 func(childComplexity int, first *int, after *string) int
+		Viewer                func(childComplexity int) int
 	}
 
 	RemoveProjectMemberPayload struct {
@@ -328,6 +424,12 @@ type ComplexityRoot struct {
 	TeamEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	TriggerSyncPayload struct {
+		Handled  func(childComplexity int) int
+		Resource func(childComplexity int) int
+		Token    func(childComplexity int) int
 	}
 
 	UpdateEnvironmentPayload struct {
@@ -471,6 +573,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEntryEdge.Node(childComplexity), true
 
+	case "BatchCreateResourcesPayload.resources":
+		if e.ComplexityRoot.BatchCreateResourcesPayload.Resources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BatchCreateResourcesPayload.Resources(childComplexity), true
+
 	case "Condition.lastTransitionTime":
 		if e.ComplexityRoot.Condition.LastTransitionTime == nil {
 			break
@@ -516,6 +625,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreateEnvironmentPayload.Environment(childComplexity), true
 
+	case "CreateGitCredentialsPayload.name":
+		if e.ComplexityRoot.CreateGitCredentialsPayload.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateGitCredentialsPayload.Name(childComplexity), true
+	case "CreateGitCredentialsPayload.namespace":
+		if e.ComplexityRoot.CreateGitCredentialsPayload.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateGitCredentialsPayload.Namespace(childComplexity), true
+	case "CreateGitCredentialsPayload.type":
+		if e.ComplexityRoot.CreateGitCredentialsPayload.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateGitCredentialsPayload.Type(childComplexity), true
+
+	case "CreateImagePolicyPayload.imagePolicy":
+		if e.ComplexityRoot.CreateImagePolicyPayload.ImagePolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateImagePolicyPayload.ImagePolicy(childComplexity), true
+	case "CreateImagePolicyPayload.imageRepository":
+		if e.ComplexityRoot.CreateImagePolicyPayload.ImageRepository == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateImagePolicyPayload.ImageRepository(childComplexity), true
+
 	case "CreateProjectPayload.project":
 		if e.ComplexityRoot.CreateProjectPayload.Project == nil {
 			break
@@ -537,12 +678,81 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteEnvironmentPayload.DeletedID(childComplexity), true
 
+	case "DeleteGitOpsResourcePayload.deletedId":
+		if e.ComplexityRoot.DeleteGitOpsResourcePayload.DeletedID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteGitOpsResourcePayload.DeletedID(childComplexity), true
+
 	case "DeleteProjectPayload.deletedId":
 		if e.ComplexityRoot.DeleteProjectPayload.DeletedID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.DeleteProjectPayload.DeletedID(childComplexity), true
+
+	case "Diagnosis.healthy":
+		if e.ComplexityRoot.Diagnosis.Healthy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnosis.Healthy(childComplexity), true
+	case "Diagnosis.issues":
+		if e.ComplexityRoot.Diagnosis.Issues == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnosis.Issues(childComplexity), true
+	case "Diagnosis.readyMessage":
+		if e.ComplexityRoot.Diagnosis.ReadyMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnosis.ReadyMessage(childComplexity), true
+	case "Diagnosis.readyReason":
+		if e.ComplexityRoot.Diagnosis.ReadyReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnosis.ReadyReason(childComplexity), true
+	case "Diagnosis.readyStatus":
+		if e.ComplexityRoot.Diagnosis.ReadyStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnosis.ReadyStatus(childComplexity), true
+	case "Diagnosis.revision":
+		if e.ComplexityRoot.Diagnosis.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Diagnosis.Revision(childComplexity), true
+
+	case "DiagnosticIssue.code":
+		if e.ComplexityRoot.DiagnosticIssue.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiagnosticIssue.Code(childComplexity), true
+	case "DiagnosticIssue.message":
+		if e.ComplexityRoot.DiagnosticIssue.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiagnosticIssue.Message(childComplexity), true
+	case "DiagnosticIssue.severity":
+		if e.ComplexityRoot.DiagnosticIssue.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiagnosticIssue.Severity(childComplexity), true
+	case "DiagnosticIssue.suggestion":
+		if e.ComplexityRoot.DiagnosticIssue.Suggestion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DiagnosticIssue.Suggestion(childComplexity), true
 
 	case "DisconnectRepositoryPayload.deletedId":
 		if e.ComplexityRoot.DisconnectRepositoryPayload.DeletedID == nil {
@@ -662,6 +872,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EnvironmentPermission.SubjectType(childComplexity), true
 
+	case "FluxCRDHealth.name":
+		if e.ComplexityRoot.FluxCRDHealth.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxCRDHealth.Name(childComplexity), true
+	case "FluxCRDHealth.present":
+		if e.ComplexityRoot.FluxCRDHealth.Present == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxCRDHealth.Present(childComplexity), true
+	case "FluxCRDHealth.versions":
+		if e.ComplexityRoot.FluxCRDHealth.Versions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxCRDHealth.Versions(childComplexity), true
+
+	case "FluxComponentHealth.message":
+		if e.ComplexityRoot.FluxComponentHealth.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxComponentHealth.Message(childComplexity), true
+	case "FluxComponentHealth.name":
+		if e.ComplexityRoot.FluxComponentHealth.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxComponentHealth.Name(childComplexity), true
+	case "FluxComponentHealth.present":
+		if e.ComplexityRoot.FluxComponentHealth.Present == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxComponentHealth.Present(childComplexity), true
+	case "FluxComponentHealth.ready":
+		if e.ComplexityRoot.FluxComponentHealth.Ready == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxComponentHealth.Ready(childComplexity), true
+
 	case "FluxEvent.cursor":
 		if e.ComplexityRoot.FluxEvent.Cursor == nil {
 			break
@@ -767,6 +1021,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FluxEventEdge.Node(childComplexity), true
 
+	case "FluxHealth.crds":
+		if e.ComplexityRoot.FluxHealth.CRDs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxHealth.CRDs(childComplexity), true
+	case "FluxHealth.components":
+		if e.ComplexityRoot.FluxHealth.Components == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxHealth.Components(childComplexity), true
+	case "FluxHealth.installed":
+		if e.ComplexityRoot.FluxHealth.Installed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxHealth.Installed(childComplexity), true
+	case "FluxHealth.message":
+		if e.ComplexityRoot.FluxHealth.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxHealth.Message(childComplexity), true
+	case "FluxHealth.ready":
+		if e.ComplexityRoot.FluxHealth.Ready == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FluxHealth.Ready(childComplexity), true
+
 	case "GitOpsResource.conditions":
 		if e.ComplexityRoot.GitOpsResource.Conditions == nil {
 			break
@@ -870,6 +1155,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.GitOpsResource.UpdatedAt(childComplexity), true
 
+	case "GitOpsResourceConnection.edges":
+		if e.ComplexityRoot.GitOpsResourceConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResourceConnection.Edges(childComplexity), true
+	case "GitOpsResourceConnection.pageInfo":
+		if e.ComplexityRoot.GitOpsResourceConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResourceConnection.PageInfo(childComplexity), true
+
+	case "GitOpsResourceEdge.cursor":
+		if e.ComplexityRoot.GitOpsResourceEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResourceEdge.Cursor(childComplexity), true
+	case "GitOpsResourceEdge.node":
+		if e.ComplexityRoot.GitOpsResourceEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResourceEdge.Node(childComplexity), true
+
+	case "GitOpsResourcePayload.resource":
+		if e.ComplexityRoot.GitOpsResourcePayload.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GitOpsResourcePayload.Resource(childComplexity), true
+
 	case "HealthCheck.apiVersion":
 		if e.ComplexityRoot.HealthCheck.APIVersion == nil {
 			break
@@ -894,6 +1212,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.HealthCheck.Namespace(childComplexity), true
+
+	case "InstallFluxPayload.appliedCount":
+		if e.ComplexityRoot.InstallFluxPayload.AppliedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InstallFluxPayload.AppliedCount(childComplexity), true
+	case "InstallFluxPayload.health":
+		if e.ComplexityRoot.InstallFluxPayload.Health == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InstallFluxPayload.Health(childComplexity), true
 
 	case "InventoryEntry.id":
 		if e.ComplexityRoot.InventoryEntry.ID == nil {
@@ -930,6 +1261,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddTeamMember(childComplexity, args["input"].(model.AddTeamMemberInput)), true
+	case "Mutation.batchCreateResources":
+		if e.ComplexityRoot.Mutation.BatchCreateResources == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_batchCreateResources_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BatchCreateResources(childComplexity, args["input"].(model.BatchCreateResourcesInput)), true
 	case "Mutation.connectRepository":
 		if e.ComplexityRoot.Mutation.ConnectRepository == nil {
 			break
@@ -952,6 +1294,72 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateEnvironment(childComplexity, args["input"].(model.CreateEnvironmentInput)), true
+	case "Mutation.createGitCredentials":
+		if e.ComplexityRoot.Mutation.CreateGitCredentials == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createGitCredentials_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateGitCredentials(childComplexity, args["input"].(model.CreateGitCredentialsInput)), true
+	case "Mutation.createGitRepository":
+		if e.ComplexityRoot.Mutation.CreateGitRepository == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createGitRepository_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateGitRepository(childComplexity, args["input"].(model.CreateGitRepositoryInput)), true
+	case "Mutation.createHelmRelease":
+		if e.ComplexityRoot.Mutation.CreateHelmRelease == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createHelmRelease_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateHelmRelease(childComplexity, args["input"].(model.CreateHelmReleaseInput)), true
+	case "Mutation.createHelmRepository":
+		if e.ComplexityRoot.Mutation.CreateHelmRepository == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createHelmRepository_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateHelmRepository(childComplexity, args["input"].(model.CreateHelmRepositoryInput)), true
+	case "Mutation.createImagePolicy":
+		if e.ComplexityRoot.Mutation.CreateImagePolicy == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createImagePolicy_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateImagePolicy(childComplexity, args["input"].(model.CreateImagePolicyInput)), true
+	case "Mutation.createKustomization":
+		if e.ComplexityRoot.Mutation.CreateKustomization == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createKustomization_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateKustomization(childComplexity, args["input"].(model.CreateKustomizationInput)), true
 	case "Mutation.createProject":
 		if e.ComplexityRoot.Mutation.CreateProject == nil {
 			break
@@ -985,6 +1393,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteEnvironment(childComplexity, args["input"].(model.DeleteEnvironmentInput)), true
+	case "Mutation.deleteGitOpsResource":
+		if e.ComplexityRoot.Mutation.DeleteGitOpsResource == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteGitOpsResource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteGitOpsResource(childComplexity, args["input"].(model.DeleteGitOpsResourceInput)), true
 	case "Mutation.deleteProject":
 		if e.ComplexityRoot.Mutation.DeleteProject == nil {
 			break
@@ -1007,6 +1426,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DisconnectRepository(childComplexity, args["input"].(model.DisconnectRepositoryInput)), true
+	case "Mutation.installFlux":
+		if e.ComplexityRoot.Mutation.InstallFlux == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_installFlux_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InstallFlux(childComplexity, args["input"].(model.InstallFluxInput)), true
 	case "Mutation.removeProjectMember":
 		if e.ComplexityRoot.Mutation.RemoveProjectMember == nil {
 			break
@@ -1029,6 +1459,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveTeamMember(childComplexity, args["input"].(model.RemoveTeamMemberInput)), true
+	case "Mutation.resumeResource":
+		if e.ComplexityRoot.Mutation.ResumeResource == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeResource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeResource(childComplexity, args["input"].(model.ResourceIDInput)), true
 	case "Mutation.setProjectMemberRole":
 		if e.ComplexityRoot.Mutation.SetProjectMemberRole == nil {
 			break
@@ -1040,6 +1481,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetProjectMemberRole(childComplexity, args["input"].(model.SetProjectMemberRoleInput)), true
+	case "Mutation.suspendResource":
+		if e.ComplexityRoot.Mutation.SuspendResource == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_suspendResource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SuspendResource(childComplexity, args["input"].(model.ResourceIDInput)), true
+	case "Mutation.triggerSync":
+		if e.ComplexityRoot.Mutation.TriggerSync == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_triggerSync_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TriggerSync(childComplexity, args["input"].(model.TriggerSyncInput)), true
 	case "Mutation.updateEnvironment":
 		if e.ComplexityRoot.Mutation.UpdateEnvironment == nil {
 			break
@@ -1051,6 +1514,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateEnvironment(childComplexity, args["input"].(model.UpdateEnvironmentInput)), true
+	case "Mutation.updateGitRepository":
+		if e.ComplexityRoot.Mutation.UpdateGitRepository == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateGitRepository_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateGitRepository(childComplexity, args["input"].(model.UpdateGitRepositoryInput)), true
+	case "Mutation.updateHelmRelease":
+		if e.ComplexityRoot.Mutation.UpdateHelmRelease == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateHelmRelease_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateHelmRelease(childComplexity, args["input"].(model.UpdateHelmReleaseInput)), true
+	case "Mutation.updateHelmRepository":
+		if e.ComplexityRoot.Mutation.UpdateHelmRepository == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateHelmRepository_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateHelmRepository(childComplexity, args["input"].(model.UpdateHelmRepositoryInput)), true
+	case "Mutation.updateImagePolicy":
+		if e.ComplexityRoot.Mutation.UpdateImagePolicy == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateImagePolicy_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateImagePolicy(childComplexity, args["input"].(model.UpdateImagePolicyInput)), true
+	case "Mutation.updateKustomization":
+		if e.ComplexityRoot.Mutation.UpdateKustomization == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateKustomization_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateKustomization(childComplexity, args["input"].(model.UpdateKustomizationInput)), true
 	case "Mutation.updatePresence":
 		if e.ComplexityRoot.Mutation.UpdatePresence == nil {
 			break
@@ -1270,6 +1788,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProjectMember.User(childComplexity), true
 
+	case "Query.diagnoseGitRepository":
+		if e.ComplexityRoot.Query.DiagnoseGitRepository == nil {
+			break
+		}
+
+		args, err := ec.field_Query_diagnoseGitRepository_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DiagnoseGitRepository(childComplexity, args["id"].(string)), true
 	case "Query.fluxEvents":
 		if e.ComplexityRoot.Query.FluxEvents == nil {
 			break
@@ -1281,6 +1810,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.FluxEvents(childComplexity, args["projectId"].(string), args["kind"].(*string), args["severity"].(*string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.fluxHealth":
+		if e.ComplexityRoot.Query.FluxHealth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.FluxHealth(childComplexity), true
+	case "Query.gitopsResource":
+		if e.ComplexityRoot.Query.GitopsResource == nil {
+			break
+		}
+
+		args, err := ec.field_Query_gitopsResource_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.GitopsResource(childComplexity, args["id"].(string)), true
+	case "Query.gitopsResources":
+		if e.ComplexityRoot.Query.GitopsResources == nil {
+			break
+		}
+
+		args, err := ec.field_Query_gitopsResources_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.GitopsResources(childComplexity, args["projectId"].(string), args["environmentId"].(*string), args["kind"].(*fluxgate.ResourceKind), args["status"].(*fluxgate.ResourceStatus), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -1555,6 +2112,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TeamEdge.Node(childComplexity), true
 
+	case "TriggerSyncPayload.handled":
+		if e.ComplexityRoot.TriggerSyncPayload.Handled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerSyncPayload.Handled(childComplexity), true
+	case "TriggerSyncPayload.resource":
+		if e.ComplexityRoot.TriggerSyncPayload.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerSyncPayload.Resource(childComplexity), true
+	case "TriggerSyncPayload.token":
+		if e.ComplexityRoot.TriggerSyncPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TriggerSyncPayload.Token(childComplexity), true
+
 	case "UpdateEnvironmentPayload.environment":
 		if e.ComplexityRoot.UpdateEnvironmentPayload.Environment == nil {
 			break
@@ -1626,24 +2202,56 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AddProjectMemberInput", ec.unmarshalInputAddProjectMemberInput),
 			graphql.NewInputUnmarshaler("AddTeamMemberInput", ec.unmarshalInputAddTeamMemberInput),
 			graphql.NewInputUnmarshaler("ApprovalPolicyInput", ec.unmarshalInputApprovalPolicyInput),
+			graphql.NewInputUnmarshaler("BasicAuthInput", ec.unmarshalInputBasicAuthInput),
+			graphql.NewInputUnmarshaler("BatchCreateResourcesInput", ec.unmarshalInputBatchCreateResourcesInput),
+			graphql.NewInputUnmarshaler("BatchResourceInput", ec.unmarshalInputBatchResourceInput),
 			graphql.NewInputUnmarshaler("ConnectRepositoryInput", ec.unmarshalInputConnectRepositoryInput),
 			graphql.NewInputUnmarshaler("CreateEnvironmentInput", ec.unmarshalInputCreateEnvironmentInput),
+			graphql.NewInputUnmarshaler("CreateGitCredentialsInput", ec.unmarshalInputCreateGitCredentialsInput),
+			graphql.NewInputUnmarshaler("CreateGitRepositoryInput", ec.unmarshalInputCreateGitRepositoryInput),
+			graphql.NewInputUnmarshaler("CreateHelmReleaseInput", ec.unmarshalInputCreateHelmReleaseInput),
+			graphql.NewInputUnmarshaler("CreateHelmRepositoryInput", ec.unmarshalInputCreateHelmRepositoryInput),
+			graphql.NewInputUnmarshaler("CreateImagePolicyInput", ec.unmarshalInputCreateImagePolicyInput),
+			graphql.NewInputUnmarshaler("CreateKustomizationInput", ec.unmarshalInputCreateKustomizationInput),
 			graphql.NewInputUnmarshaler("CreateProjectInput", ec.unmarshalInputCreateProjectInput),
 			graphql.NewInputUnmarshaler("CreateTeamInput", ec.unmarshalInputCreateTeamInput),
 			graphql.NewInputUnmarshaler("DeleteEnvironmentInput", ec.unmarshalInputDeleteEnvironmentInput),
+			graphql.NewInputUnmarshaler("DeleteGitOpsResourceInput", ec.unmarshalInputDeleteGitOpsResourceInput),
 			graphql.NewInputUnmarshaler("DeleteProjectInput", ec.unmarshalInputDeleteProjectInput),
+			graphql.NewInputUnmarshaler("DependsOnInput", ec.unmarshalInputDependsOnInput),
 			graphql.NewInputUnmarshaler("DisconnectRepositoryInput", ec.unmarshalInputDisconnectRepositoryInput),
 			graphql.NewInputUnmarshaler("EnvironmentGitOpsInput", ec.unmarshalInputEnvironmentGitOpsInput),
 			graphql.NewInputUnmarshaler("EnvironmentPermissionInput", ec.unmarshalInputEnvironmentPermissionInput),
+			graphql.NewInputUnmarshaler("GitRefInput", ec.unmarshalInputGitRefInput),
+			graphql.NewInputUnmarshaler("GitRepositorySpecInput", ec.unmarshalInputGitRepositorySpecInput),
 			graphql.NewInputUnmarshaler("HealthCheckInput", ec.unmarshalInputHealthCheckInput),
+			graphql.NewInputUnmarshaler("HelmInstallInput", ec.unmarshalInputHelmInstallInput),
+			graphql.NewInputUnmarshaler("HelmReleaseSpecInput", ec.unmarshalInputHelmReleaseSpecInput),
+			graphql.NewInputUnmarshaler("HelmRepositorySpecInput", ec.unmarshalInputHelmRepositorySpecInput),
+			graphql.NewInputUnmarshaler("HelmUpgradeInput", ec.unmarshalInputHelmUpgradeInput),
+			graphql.NewInputUnmarshaler("ImagePolicySpecInput", ec.unmarshalInputImagePolicySpecInput),
+			graphql.NewInputUnmarshaler("ImageRepositorySpecInput", ec.unmarshalInputImageRepositorySpecInput),
+			graphql.NewInputUnmarshaler("InstallFluxInput", ec.unmarshalInputInstallFluxInput),
+			graphql.NewInputUnmarshaler("KustomizationSpecInput", ec.unmarshalInputKustomizationSpecInput),
 			graphql.NewInputUnmarshaler("RemoveProjectMemberInput", ec.unmarshalInputRemoveProjectMemberInput),
 			graphql.NewInputUnmarshaler("RemoveTeamMemberInput", ec.unmarshalInputRemoveTeamMemberInput),
 			graphql.NewInputUnmarshaler("RepositoryGitOpsInput", ec.unmarshalInputRepositoryGitOpsInput),
+			graphql.NewInputUnmarshaler("ResourceIdInput", ec.unmarshalInputResourceIdInput),
+			graphql.NewInputUnmarshaler("SSHAuthInput", ec.unmarshalInputSSHAuthInput),
 			graphql.NewInputUnmarshaler("SetProjectMemberRoleInput", ec.unmarshalInputSetProjectMemberRoleInput),
+			graphql.NewInputUnmarshaler("SourceRefInput", ec.unmarshalInputSourceRefInput),
+			graphql.NewInputUnmarshaler("TagFilterInput", ec.unmarshalInputTagFilterInput),
+			graphql.NewInputUnmarshaler("TriggerSyncInput", ec.unmarshalInputTriggerSyncInput),
 			graphql.NewInputUnmarshaler("UpdateEnvironmentInput", ec.unmarshalInputUpdateEnvironmentInput),
+			graphql.NewInputUnmarshaler("UpdateGitRepositoryInput", ec.unmarshalInputUpdateGitRepositoryInput),
+			graphql.NewInputUnmarshaler("UpdateHelmReleaseInput", ec.unmarshalInputUpdateHelmReleaseInput),
+			graphql.NewInputUnmarshaler("UpdateHelmRepositoryInput", ec.unmarshalInputUpdateHelmRepositoryInput),
+			graphql.NewInputUnmarshaler("UpdateImagePolicyInput", ec.unmarshalInputUpdateImagePolicyInput),
+			graphql.NewInputUnmarshaler("UpdateKustomizationInput", ec.unmarshalInputUpdateKustomizationInput),
 			graphql.NewInputUnmarshaler("UpdatePresenceInput", ec.unmarshalInputUpdatePresenceInput),
 			graphql.NewInputUnmarshaler("UpdateProjectInput", ec.unmarshalInputUpdateProjectInput),
 			graphql.NewInputUnmarshaler("UpdateRepositoryInput", ec.unmarshalInputUpdateRepositoryInput),
+			graphql.NewInputUnmarshaler("ValuesReferenceInput", ec.unmarshalInputValuesReferenceInput),
 		)
 	}
 	first := true
@@ -2439,6 +3047,571 @@ type RemoveTeamMemberPayload {
   team: Team!
 }
 `, BuiltIn: false},
+	{Name: "../schema/gitops.graphqls", Input: `extend type Query {
+  "A project's GitOps resources (from the database, kept current by the cluster watch), oldest first."
+  gitopsResources(
+    "The project's id." projectId: ID!
+    "Only this environment's resources." environmentId: ID
+    "Only this kind." kind: ResourceKind
+    "Only this status." status: ResourceStatus
+    "Page size, 1 to 200 (default 50)." first: Int
+    "Cursor from a previous page." after: String
+  ): GitOpsResourceConnection!
+  "One GitOps resource."
+  gitopsResource("The resource's id." id: ID!): GitOpsResource
+  "Whether Flux is installed in the cluster and its controllers are ready."
+  fluxHealth: FluxHealth!
+  "What is wrong with a GitRepository, with suggestions."
+  diagnoseGitRepository("The GitRepository resource's id." id: ID!): Diagnosis!
+}
+
+extend type Mutation {
+  "Create a Flux GitRepository."
+  createGitRepository(input: CreateGitRepositoryInput!): GitOpsResourcePayload!
+  "Create a Flux Kustomization."
+  createKustomization(input: CreateKustomizationInput!): GitOpsResourcePayload!
+  "Create a Flux HelmRelease."
+  createHelmRelease(input: CreateHelmReleaseInput!): GitOpsResourcePayload!
+  "Create a Flux HelmRepository (a chart source)."
+  createHelmRepository(input: CreateHelmRepositoryInput!): GitOpsResourcePayload!
+  "Create an ImagePolicy together with the ImageRepository it watches."
+  createImagePolicy(input: CreateImagePolicyInput!): CreateImagePolicyPayload!
+  "Change a GitRepository's spec."
+  updateGitRepository(input: UpdateGitRepositoryInput!): GitOpsResourcePayload!
+  "Change a Kustomization's spec."
+  updateKustomization(input: UpdateKustomizationInput!): GitOpsResourcePayload!
+  "Change a HelmRelease's spec."
+  updateHelmRelease(input: UpdateHelmReleaseInput!): GitOpsResourcePayload!
+  "Change a HelmRepository's spec."
+  updateHelmRepository(input: UpdateHelmRepositoryInput!): GitOpsResourcePayload!
+  "Change an ImagePolicy's spec."
+  updateImagePolicy(input: UpdateImagePolicyInput!): GitOpsResourcePayload!
+  "Delete a GitOps resource from the database and the cluster."
+  deleteGitOpsResource(input: DeleteGitOpsResourceInput!): DeleteGitOpsResourcePayload!
+  "Create many resources at once: all or nothing."
+  batchCreateResources(input: BatchCreateResourcesInput!): BatchCreateResourcesPayload!
+  "Ask Flux to reconcile a resource now and wait (bounded) for it to do so."
+  triggerSync(input: TriggerSyncInput!): TriggerSyncPayload!
+  "Tell Flux to leave a resource alone."
+  suspendResource(input: ResourceIdInput!): GitOpsResourcePayload!
+  "Let Flux reconcile a suspended resource again."
+  resumeResource(input: ResourceIdInput!): GitOpsResourcePayload!
+  "Store Git credentials as a Kubernetes Secret Flux can use. Only its name and type come back."
+  createGitCredentials(input: CreateGitCredentialsInput!): CreateGitCredentialsPayload!
+  "Apply a Flux install bundle (output of ` + "`" + `flux install --export` + "`" + `); fluxgate administrators only."
+  installFlux(input: InstallFluxInput!): InstallFluxPayload!
+}
+
+"A page of GitOps resources."
+type GitOpsResourceConnection {
+  "The resources with their cursors."
+  edges: [GitOpsResourceEdge!]!
+  "Pagination state."
+  pageInfo: PageInfo!
+}
+
+"A GitOps resource and its cursor."
+type GitOpsResourceEdge {
+  "Opaque cursor."
+  cursor: String!
+  "The resource."
+  node: GitOpsResource!
+}
+
+"Result of a mutation on one resource."
+type GitOpsResourcePayload {
+  "The resource."
+  resource: GitOpsResource!
+}
+
+"Git reference a GitRepository follows (one of them)."
+input GitRefInput {
+  "Branch."
+  branch: String
+  "Tag."
+  tag: String
+  "Semver range of tags."
+  semver: String
+  "Commit SHA."
+  commit: String
+}
+
+"GitRepository spec."
+input GitRepositorySpecInput {
+  "http(s):// or ssh:// URL."
+  url: String!
+  "What to follow (default branch main)."
+  ref: GitRefInput
+  "Fetch interval (default 1m)."
+  interval: String
+  "Fetch timeout."
+  timeout: String
+  "Secret with Git credentials."
+  secretRef: String
+  ".gitignore-style paths to exclude."
+  ignore: String
+}
+
+"Where a Kustomization or HelmRelease gets its source."
+input SourceRefInput {
+  "GitRepository, OCIRepository or Bucket."
+  kind: String!
+  "Name of the source."
+  name: String!
+  "Namespace of the source (default: the same)."
+  namespace: String
+}
+
+"A dependency that must be ready first."
+input DependsOnInput {
+  "Name."
+  name: String!
+  "Namespace (default: the same)."
+  namespace: String
+}
+
+"Kustomization spec."
+input KustomizationSpecInput {
+  "Source of the manifests."
+  sourceRef: SourceRefInput!
+  "Path in the source (relative)."
+  path: String
+  "Garbage-collect objects removed from the source."
+  prune: Boolean!
+  "Workloads to wait for."
+  healthChecks: [HealthCheckInput!]
+  "Kustomizations that must be ready first."
+  dependsOn: [DependsOnInput!]
+  "Reconcile interval (default 10m)."
+  interval: String
+  "Apply and health-check timeout."
+  timeout: String
+  "Retry interval after a failure."
+  retryInterval: String
+  "Namespace the objects go to."
+  targetNamespace: String
+  "Wait for every applied object to be ready."
+  wait: Boolean
+}
+
+"A values source of a HelmRelease."
+input ValuesReferenceInput {
+  "ConfigMap or Secret."
+  kind: String!
+  "Name."
+  name: String!
+  "Key in it (default values.yaml)."
+  valuesKey: String
+  "Path the value goes to."
+  targetPath: String
+  "Do not fail when missing."
+  optional: Boolean
+}
+
+"Install settings of a HelmRelease."
+input HelmInstallInput {
+  "Retries on failed install."
+  remediationRetries: Int
+  "Create the target namespace."
+  createNamespace: Boolean
+}
+
+"Upgrade settings of a HelmRelease."
+input HelmUpgradeInput {
+  "Retries on failed upgrade."
+  remediationRetries: Int
+  "Remediate the last failure when retries are exhausted."
+  remediateLastFailure: Boolean
+  "Delete new resources on failed upgrade."
+  cleanupOnFail: Boolean
+}
+
+"HelmRelease spec."
+input HelmReleaseSpecInput {
+  "Chart name (or path in a GitRepository)."
+  chart: String!
+  "Chart version range (default *)."
+  version: String
+  "HelmRepository or GitRepository."
+  sourceKind: String!
+  "Name of the source."
+  sourceName: String!
+  "Namespace of the source."
+  sourceNamespace: String
+  "Values (a JSON object)."
+  values: JSON
+  "Values from ConfigMaps and Secrets."
+  valuesFrom: [ValuesReferenceInput!]
+  "Install settings."
+  install: HelmInstallInput
+  "Upgrade settings."
+  upgrade: HelmUpgradeInput
+  "Reconcile interval."
+  interval: String
+  "Timeout of Helm actions."
+  timeout: String
+  "Namespace the release goes to."
+  targetNamespace: String
+  "Release name."
+  releaseName: String
+  "HelmReleases that must be ready first."
+  dependsOn: [DependsOnInput!]
+}
+
+"HelmRepository spec."
+input HelmRepositorySpecInput {
+  "https:// index URL or oci:// URL."
+  url: String!
+  "default or oci."
+  type: String
+  "Fetch interval."
+  interval: String
+  "Fetch timeout."
+  timeout: String
+  "Secret with credentials."
+  secretRef: String
+}
+
+"ImageRepository spec."
+input ImageRepositorySpecInput {
+  "Image without tag, e.g. ghcr.io/acme/app."
+  image: String!
+  "Scan interval."
+  interval: String
+  "Scan timeout."
+  timeout: String
+  "Secret with registry credentials."
+  secretRef: String
+  "Tags to ignore (regular expressions)."
+  exclusionList: [String!]
+}
+
+"Tag filter of an ImagePolicy."
+input TagFilterInput {
+  "Regular expression tags must match."
+  pattern: String!
+  "Replacement that extracts the part to order by, e.g. $ts."
+  extract: String
+}
+
+"ImagePolicy spec."
+input ImagePolicySpecInput {
+  "Name of the ImageRepository (default: the one created with the policy)."
+  imageRepository: String
+  "semver, alphabetical or numerical."
+  policy: String!
+  "Semver range (semver)."
+  range: String
+  "asc or desc (alphabetical, numerical)."
+  order: String
+  "Tag filter."
+  filterTags: TagFilterInput
+  "Interval."
+  interval: String
+}
+
+"Input of createGitRepository."
+input CreateGitRepositoryInput {
+  "The project's id."
+  projectId: ID!
+  "The environment it serves."
+  environmentId: ID
+  "The connected repository it mirrors."
+  repositoryId: ID
+  "Object name (DNS-1123 label)."
+  name: String!
+  "Spec."
+  spec: GitRepositorySpecInput!
+}
+
+"Input of createKustomization."
+input CreateKustomizationInput {
+  "The project's id."
+  projectId: ID!
+  "The environment it serves."
+  environmentId: ID
+  "The connected repository."
+  repositoryId: ID
+  "Object name."
+  name: String!
+  "Spec."
+  spec: KustomizationSpecInput!
+}
+
+"Input of createHelmRelease."
+input CreateHelmReleaseInput {
+  "The project's id."
+  projectId: ID!
+  "The environment it serves."
+  environmentId: ID
+  "The connected repository."
+  repositoryId: ID
+  "Object name."
+  name: String!
+  "Spec."
+  spec: HelmReleaseSpecInput!
+}
+
+"Input of createHelmRepository."
+input CreateHelmRepositoryInput {
+  "The project's id."
+  projectId: ID!
+  "The environment it serves."
+  environmentId: ID
+  "Object name."
+  name: String!
+  "Spec."
+  spec: HelmRepositorySpecInput!
+}
+
+"Input of createImagePolicy."
+input CreateImagePolicyInput {
+  "The project's id."
+  projectId: ID!
+  "The environment it serves."
+  environmentId: ID
+  "Name of both objects."
+  name: String!
+  "The ImageRepository to create."
+  imageRepository: ImageRepositorySpecInput!
+  "The policy."
+  policy: ImagePolicySpecInput!
+}
+
+"Result of createImagePolicy."
+type CreateImagePolicyPayload {
+  "The ImageRepository."
+  imageRepository: GitOpsResource!
+  "The ImagePolicy."
+  imagePolicy: GitOpsResource!
+}
+
+"Input of updateGitRepository."
+input UpdateGitRepositoryInput {
+  "The resource's id."
+  id: ID!
+  "New spec."
+  spec: GitRepositorySpecInput!
+}
+
+"Input of updateKustomization."
+input UpdateKustomizationInput {
+  "The resource's id."
+  id: ID!
+  "New spec."
+  spec: KustomizationSpecInput!
+}
+
+"Input of updateHelmRelease."
+input UpdateHelmReleaseInput {
+  "The resource's id."
+  id: ID!
+  "New spec."
+  spec: HelmReleaseSpecInput!
+}
+
+"Input of updateHelmRepository."
+input UpdateHelmRepositoryInput {
+  "The resource's id."
+  id: ID!
+  "New spec."
+  spec: HelmRepositorySpecInput!
+}
+
+"Input of updateImagePolicy."
+input UpdateImagePolicyInput {
+  "The resource's id."
+  id: ID!
+  "New spec."
+  spec: ImagePolicySpecInput!
+}
+
+"Input of deleteGitOpsResource."
+input DeleteGitOpsResourceInput {
+  "The resource's id."
+  id: ID!
+  "For a Kustomization: delete the objects it applied (default: its prune setting)."
+  prune: Boolean
+}
+
+"Result of deleteGitOpsResource."
+type DeleteGitOpsResourcePayload {
+  "The deleted resource's id."
+  deletedId: ID!
+}
+
+"One resource of a batch."
+input BatchResourceInput {
+  "Kind."
+  kind: ResourceKind!
+  "Object name."
+  name: String!
+  "The environment it serves."
+  environmentId: ID
+  "The connected repository."
+  repositoryId: ID
+  "Kind-specific spec, as the create mutation of that kind takes it."
+  spec: JSON!
+}
+
+"Input of batchCreateResources."
+input BatchCreateResourcesInput {
+  "The project's id."
+  projectId: ID!
+  "At most 100 resources."
+  resources: [BatchResourceInput!]!
+}
+
+"Result of batchCreateResources."
+type BatchCreateResourcesPayload {
+  "The created resources, in input order."
+  resources: [GitOpsResource!]!
+}
+
+"Input of triggerSync."
+input TriggerSyncInput {
+  "The resource's id."
+  id: ID!
+  "Seconds to wait for Flux to handle the request (0 to 60, default 10)."
+  waitSeconds: Int
+}
+
+"Result of triggerSync."
+type TriggerSyncPayload {
+  "Whether Flux handled the request within the wait."
+  handled: Boolean!
+  "The reconcile.fluxcd.io/requestedAt token set."
+  token: String!
+  "The resource with the status Flux reported."
+  resource: GitOpsResource!
+}
+
+"A resource by id."
+input ResourceIdInput {
+  "The resource's id."
+  id: ID!
+}
+
+"Basic-auth Git credentials."
+input BasicAuthInput {
+  "User name."
+  username: String!
+  "Password."
+  password: String!
+}
+
+"SSH Git credentials."
+input SSHAuthInput {
+  "Private key (PEM or OpenSSH)."
+  privateKey: String!
+  "known_hosts lines of the Git server."
+  knownHosts: String!
+}
+
+"Input of createGitCredentials (exactly one of basic, token, ssh)."
+input CreateGitCredentialsInput {
+  "The project's id."
+  projectId: ID!
+  "Secret name (DNS-1123 subdomain)."
+  name: String!
+  "Username and password."
+  basic: BasicAuthInput
+  "A bearer token."
+  token: String
+  "SSH identity."
+  ssh: SSHAuthInput
+}
+
+"Result of createGitCredentials: never the secret's data."
+type CreateGitCredentialsPayload {
+  "Secret name."
+  name: String!
+  "Secret namespace."
+  namespace: String!
+  "basic-auth, token or ssh."
+  type: String!
+}
+
+"Input of installFlux."
+input InstallFluxInput {
+  "The install bundle (` + "`" + `flux install --export` + "`" + `); empty: the one configured on the server."
+  manifests: String
+  "Seconds to wait for the controllers (0 to 300, default 60)."
+  waitSeconds: Int
+}
+
+"Result of installFlux."
+type InstallFluxPayload {
+  "How many objects were applied."
+  appliedCount: Int!
+  "Flux health after the install."
+  health: FluxHealth!
+}
+
+"Flux installation state."
+type FluxHealth {
+  "Every required CRD is present."
+  installed: Boolean!
+  "Installed and every required controller is ready."
+  ready: Boolean!
+  "The Flux CRDs."
+  crds: [FluxCRDHealth!]!
+  "The Flux controllers."
+  components: [FluxComponentHealth!]!
+  "Why the cluster cannot be asked (local cluster starting, no cluster configured); empty when it answered."
+  message: String!
+}
+
+"One Flux CRD."
+type FluxCRDHealth {
+  "CRD name."
+  name: String!
+  "Present and established."
+  present: Boolean!
+  "Versions served."
+  versions: [String!]!
+}
+
+"One Flux controller."
+type FluxComponentHealth {
+  "Controller name, e.g. source-controller."
+  name: String!
+  "Its Deployment exists."
+  present: Boolean!
+  "Its Deployment is ready."
+  ready: Boolean!
+  "Details."
+  message: String!
+}
+
+"Result of diagnoseGitRepository."
+type Diagnosis {
+  "No error-severity issue."
+  healthy: Boolean!
+  "What was found."
+  issues: [DiagnosticIssue!]!
+  "Ready condition status."
+  readyStatus: String!
+  "Ready condition reason."
+  readyReason: String!
+  "Ready condition message."
+  readyMessage: String!
+  "Revision Flux last fetched."
+  revision: String!
+}
+
+"One finding of a diagnosis."
+type DiagnosticIssue {
+  "error, warning or info."
+  severity: String!
+  "Machine-readable code."
+  code: String!
+  "What is wrong."
+  message: String!
+  "What to do."
+  suggestion: String!
+}
+`, BuiltIn: false},
 	{Name: "../schema/realtime.graphqls", Input: `"""
 Live updates over websockets (graphql-transport-ws, or the legacy graphql-ws).
 Authenticate in connection_init with {"authToken": "<token>"}.
@@ -2728,6 +3901,14 @@ func (ec *executionContext) childFields_AuditEntryEdge(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type AuditEntryEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_BatchCreateResourcesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resources":
+		return ec.fieldContext_BatchCreateResourcesPayload_resources(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BatchCreateResourcesPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Condition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "type":
@@ -2760,6 +3941,28 @@ func (ec *executionContext) childFields_CreateEnvironmentPayload(ctx context.Con
 	return nil, fmt.Errorf("no field named %q was found under type CreateEnvironmentPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_CreateGitCredentialsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_CreateGitCredentialsPayload_name(ctx, field)
+	case "namespace":
+		return ec.fieldContext_CreateGitCredentialsPayload_namespace(ctx, field)
+	case "type":
+		return ec.fieldContext_CreateGitCredentialsPayload_type(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateGitCredentialsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CreateImagePolicyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "imageRepository":
+		return ec.fieldContext_CreateImagePolicyPayload_imageRepository(ctx, field)
+	case "imagePolicy":
+		return ec.fieldContext_CreateImagePolicyPayload_imagePolicy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateImagePolicyPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_CreateProjectPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "project":
@@ -2784,12 +3987,52 @@ func (ec *executionContext) childFields_DeleteEnvironmentPayload(ctx context.Con
 	return nil, fmt.Errorf("no field named %q was found under type DeleteEnvironmentPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_DeleteGitOpsResourcePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedId":
+		return ec.fieldContext_DeleteGitOpsResourcePayload_deletedId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteGitOpsResourcePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_DeleteProjectPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "deletedId":
 		return ec.fieldContext_DeleteProjectPayload_deletedId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteProjectPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Diagnosis(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "healthy":
+		return ec.fieldContext_Diagnosis_healthy(ctx, field)
+	case "issues":
+		return ec.fieldContext_Diagnosis_issues(ctx, field)
+	case "readyStatus":
+		return ec.fieldContext_Diagnosis_readyStatus(ctx, field)
+	case "readyReason":
+		return ec.fieldContext_Diagnosis_readyReason(ctx, field)
+	case "readyMessage":
+		return ec.fieldContext_Diagnosis_readyMessage(ctx, field)
+	case "revision":
+		return ec.fieldContext_Diagnosis_revision(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Diagnosis", field.Name)
+}
+
+func (ec *executionContext) childFields_DiagnosticIssue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "severity":
+		return ec.fieldContext_DiagnosticIssue_severity(ctx, field)
+	case "code":
+		return ec.fieldContext_DiagnosticIssue_code(ctx, field)
+	case "message":
+		return ec.fieldContext_DiagnosticIssue_message(ctx, field)
+	case "suggestion":
+		return ec.fieldContext_DiagnosticIssue_suggestion(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DiagnosticIssue", field.Name)
 }
 
 func (ec *executionContext) childFields_DisconnectRepositoryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2854,6 +4097,32 @@ func (ec *executionContext) childFields_EnvironmentPermission(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type EnvironmentPermission", field.Name)
 }
 
+func (ec *executionContext) childFields_FluxCRDHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_FluxCRDHealth_name(ctx, field)
+	case "present":
+		return ec.fieldContext_FluxCRDHealth_present(ctx, field)
+	case "versions":
+		return ec.fieldContext_FluxCRDHealth_versions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FluxCRDHealth", field.Name)
+}
+
+func (ec *executionContext) childFields_FluxComponentHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_FluxComponentHealth_name(ctx, field)
+	case "present":
+		return ec.fieldContext_FluxComponentHealth_present(ctx, field)
+	case "ready":
+		return ec.fieldContext_FluxComponentHealth_ready(ctx, field)
+	case "message":
+		return ec.fieldContext_FluxComponentHealth_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FluxComponentHealth", field.Name)
+}
+
 func (ec *executionContext) childFields_FluxEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "cursor":
@@ -2906,6 +4175,22 @@ func (ec *executionContext) childFields_FluxEventEdge(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type FluxEventEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_FluxHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "installed":
+		return ec.fieldContext_FluxHealth_installed(ctx, field)
+	case "ready":
+		return ec.fieldContext_FluxHealth_ready(ctx, field)
+	case "crds":
+		return ec.fieldContext_FluxHealth_crds(ctx, field)
+	case "components":
+		return ec.fieldContext_FluxHealth_components(ctx, field)
+	case "message":
+		return ec.fieldContext_FluxHealth_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FluxHealth", field.Name)
+}
+
 func (ec *executionContext) childFields_GitOpsResource(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2946,6 +4231,34 @@ func (ec *executionContext) childFields_GitOpsResource(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type GitOpsResource", field.Name)
 }
 
+func (ec *executionContext) childFields_GitOpsResourceConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_GitOpsResourceConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_GitOpsResourceConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GitOpsResourceConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_GitOpsResourceEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_GitOpsResourceEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_GitOpsResourceEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GitOpsResourceEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_GitOpsResourcePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resource":
+		return ec.fieldContext_GitOpsResourcePayload_resource(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GitOpsResourcePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_HealthCheck(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "apiVersion":
@@ -2958,6 +4271,16 @@ func (ec *executionContext) childFields_HealthCheck(ctx context.Context, field g
 		return ec.fieldContext_HealthCheck_namespace(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type HealthCheck", field.Name)
+}
+
+func (ec *executionContext) childFields_InstallFluxPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "appliedCount":
+		return ec.fieldContext_InstallFluxPayload_appliedCount(ctx, field)
+	case "health":
+		return ec.fieldContext_InstallFluxPayload_health(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InstallFluxPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_InventoryEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3170,6 +4493,18 @@ func (ec *executionContext) childFields_TeamEdge(ctx context.Context, field grap
 		return ec.fieldContext_TeamEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TeamEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TriggerSyncPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "handled":
+		return ec.fieldContext_TriggerSyncPayload_handled(ctx, field)
+	case "token":
+		return ec.fieldContext_TriggerSyncPayload_token(ctx, field)
+	case "resource":
+		return ec.fieldContext_TriggerSyncPayload_resource(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TriggerSyncPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_UpdateEnvironmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

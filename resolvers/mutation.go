@@ -59,13 +59,13 @@ func approval(in *model.ApprovalPolicyInput) *fluxgate.ApprovalPolicy {
 	return &fluxgate.ApprovalPolicy{Required: in.Required, MinApprovals: in.MinApprovals, ApproverIDs: in.ApproverIds}
 }
 
-func healthChecks(in []*model.HealthCheckInput) []fluxgate.HealthCheck {
+func healthChecks(in []*fluxgate.HealthCheck) []fluxgate.HealthCheck {
 	if in == nil {
 		return nil
 	}
 	out := make([]fluxgate.HealthCheck, len(in))
 	for i, h := range in {
-		out[i] = fluxgate.HealthCheck{APIVersion: h.APIVersion, Kind: h.Kind, Name: h.Name, Namespace: deref(h.Namespace)}
+		out[i] = *h
 	}
 	return out
 }

@@ -21,6 +21,10 @@ type Service struct {
 	publisher fluxgate.Publisher
 	hub       *hub.Hub
 	presence  fluxgate.PresenceStore
+
+	clusters   ClusterSource
+	admins     map[string]bool
+	fluxBundle []byte
 }
 
 // Option configures a Service.
@@ -44,7 +48,7 @@ func WithRealtime(h *hub.Hub, p fluxgate.PresenceStore) Option {
 
 // New returns a Service over store.
 func New(store fluxgate.Store, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now, logger: slog.Default(), publisher: nopPublisher{}}
+	s := &Service{store: store, now: time.Now, logger: slog.Default(), publisher: nopPublisher{}, admins: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
 	}

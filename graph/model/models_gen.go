@@ -3,7 +3,10 @@
 package model
 
 import (
+	"encoding/json"
+
 	"github.com/fluxgate/fluxgate"
+	"github.com/fluxgate/fluxgate/service"
 )
 
 // Input of addProjectMember.
@@ -62,6 +65,42 @@ type AuditEntryEdge struct {
 	Node *fluxgate.AuditEntry `json:"node"`
 }
 
+// Basic-auth Git credentials.
+type BasicAuthInput struct {
+	// User name.
+	Username string `json:"username"`
+	// Password.
+	Password string `json:"password"`
+}
+
+// Input of batchCreateResources.
+type BatchCreateResourcesInput struct {
+	// The project's id.
+	ProjectID string `json:"projectId"`
+	// At most 100 resources.
+	Resources []*BatchResourceInput `json:"resources"`
+}
+
+// Result of batchCreateResources.
+type BatchCreateResourcesPayload struct {
+	// The created resources, in input order.
+	Resources []*fluxgate.GitOpsResource `json:"resources"`
+}
+
+// One resource of a batch.
+type BatchResourceInput struct {
+	// Kind.
+	Kind fluxgate.ResourceKind `json:"kind"`
+	// Object name.
+	Name string `json:"name"`
+	// The environment it serves.
+	EnvironmentID *string `json:"environmentId,omitempty"`
+	// The connected repository.
+	RepositoryID *string `json:"repositoryId,omitempty"`
+	// Kind-specific spec, as the create mutation of that kind takes it.
+	Spec json.RawMessage `json:"spec"`
+}
+
 // Input of connectRepository.
 type ConnectRepositoryInput struct {
 	// The project's id.
@@ -97,7 +136,7 @@ type CreateEnvironmentInput struct {
 	// Approval policy (default: none).
 	Approval *ApprovalPolicyInput `json:"approval,omitempty"`
 	// Workloads Flux waits for.
-	HealthChecks []*HealthCheckInput `json:"healthChecks,omitempty"`
+	HealthChecks []*fluxgate.HealthCheck `json:"healthChecks,omitempty"`
 	// Permissions by user or team.
 	Permissions []*EnvironmentPermissionInput `json:"permissions,omitempty"`
 }
@@ -106,6 +145,106 @@ type CreateEnvironmentInput struct {
 type CreateEnvironmentPayload struct {
 	// The new environment.
 	Environment *fluxgate.Environment `json:"environment"`
+}
+
+// Input of createGitCredentials (exactly one of basic, token, ssh).
+type CreateGitCredentialsInput struct {
+	// The project's id.
+	ProjectID string `json:"projectId"`
+	// Secret name (DNS-1123 subdomain).
+	Name string `json:"name"`
+	// Username and password.
+	Basic *BasicAuthInput `json:"basic,omitempty"`
+	// A bearer token.
+	Token *string `json:"token,omitempty"`
+	// SSH identity.
+	SSH *SSHAuthInput `json:"ssh,omitempty"`
+}
+
+// Result of createGitCredentials: never the secret's data.
+type CreateGitCredentialsPayload struct {
+	// Secret name.
+	Name string `json:"name"`
+	// Secret namespace.
+	Namespace string `json:"namespace"`
+	// basic-auth, token or ssh.
+	Type string `json:"type"`
+}
+
+// Input of createGitRepository.
+type CreateGitRepositoryInput struct {
+	// The project's id.
+	ProjectID string `json:"projectId"`
+	// The environment it serves.
+	EnvironmentID *string `json:"environmentId,omitempty"`
+	// The connected repository it mirrors.
+	RepositoryID *string `json:"repositoryId,omitempty"`
+	// Object name (DNS-1123 label).
+	Name string `json:"name"`
+	// Spec.
+	Spec *fluxgate.GitRepositorySpec `json:"spec"`
+}
+
+// Input of createHelmRelease.
+type CreateHelmReleaseInput struct {
+	// The project's id.
+	ProjectID string `json:"projectId"`
+	// The environment it serves.
+	EnvironmentID *string `json:"environmentId,omitempty"`
+	// The connected repository.
+	RepositoryID *string `json:"repositoryId,omitempty"`
+	// Object name.
+	Name string `json:"name"`
+	// Spec.
+	Spec *fluxgate.HelmReleaseSpec `json:"spec"`
+}
+
+// Input of createHelmRepository.
+type CreateHelmRepositoryInput struct {
+	// The project's id.
+	ProjectID string `json:"projectId"`
+	// The environment it serves.
+	EnvironmentID *string `json:"environmentId,omitempty"`
+	// Object name.
+	Name string `json:"name"`
+	// Spec.
+	Spec *fluxgate.HelmRepositorySpec `json:"spec"`
+}
+
+// Input of createImagePolicy.
+type CreateImagePolicyInput struct {
+	// The project's id.
+	ProjectID string `json:"projectId"`
+	// The environment it serves.
+	EnvironmentID *string `json:"environmentId,omitempty"`
+	// Name of both objects.
+	Name string `json:"name"`
+	// The ImageRepository to create.
+	ImageRepository *fluxgate.ImageRepositorySpec `json:"imageRepository"`
+	// The policy.
+	Policy *fluxgate.ImagePolicySpec `json:"policy"`
+}
+
+// Result of createImagePolicy.
+type CreateImagePolicyPayload struct {
+	// The ImageRepository.
+	ImageRepository *fluxgate.GitOpsResource `json:"imageRepository"`
+	// The ImagePolicy.
+	ImagePolicy *fluxgate.GitOpsResource `json:"imagePolicy"`
+}
+
+// Input of createKustomization.
+type CreateKustomizationInput struct {
+	// The project's id.
+	ProjectID string `json:"projectId"`
+	// The environment it serves.
+	EnvironmentID *string `json:"environmentId,omitempty"`
+	// The connected repository.
+	RepositoryID *string `json:"repositoryId,omitempty"`
+	// Object name.
+	Name string `json:"name"`
+	// Spec.
+	Spec *fluxgate.KustomizationSpec `json:"spec"`
 }
 
 // Input of createProject.
@@ -153,6 +292,20 @@ type DeleteEnvironmentInput struct {
 // Result of deleteEnvironment.
 type DeleteEnvironmentPayload struct {
 	// The deleted environment's id.
+	DeletedID string `json:"deletedId"`
+}
+
+// Input of deleteGitOpsResource.
+type DeleteGitOpsResourceInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+	// For a Kustomization: delete the objects it applied (default: its prune setting).
+	Prune *bool `json:"prune,omitempty"`
+}
+
+// Result of deleteGitOpsResource.
+type DeleteGitOpsResourcePayload struct {
+	// The deleted resource's id.
 	DeletedID string `json:"deletedId"`
 }
 
@@ -220,16 +373,42 @@ type FluxEventEdge struct {
 	Node *fluxgate.FluxEvent `json:"node"`
 }
 
-// Health check input.
-type HealthCheckInput struct {
-	// API version, e.g. apps/v1.
-	APIVersion string `json:"apiVersion"`
-	// Kind, e.g. Deployment.
-	Kind string `json:"kind"`
-	// Object name (DNS-1123 subdomain).
-	Name string `json:"name"`
-	// Object namespace.
-	Namespace *string `json:"namespace,omitempty"`
+// A page of GitOps resources.
+type GitOpsResourceConnection struct {
+	// The resources with their cursors.
+	Edges []*GitOpsResourceEdge `json:"edges"`
+	// Pagination state.
+	PageInfo *fluxgate.PageInfo `json:"pageInfo"`
+}
+
+// A GitOps resource and its cursor.
+type GitOpsResourceEdge struct {
+	// Opaque cursor.
+	Cursor string `json:"cursor"`
+	// The resource.
+	Node *fluxgate.GitOpsResource `json:"node"`
+}
+
+// Result of a mutation on one resource.
+type GitOpsResourcePayload struct {
+	// The resource.
+	Resource *fluxgate.GitOpsResource `json:"resource"`
+}
+
+// Input of installFlux.
+type InstallFluxInput struct {
+	// The install bundle (`flux install --export`); empty: the one configured on the server.
+	Manifests *string `json:"manifests,omitempty"`
+	// Seconds to wait for the controllers (0 to 300, default 60).
+	WaitSeconds *int `json:"waitSeconds,omitempty"`
+}
+
+// Result of installFlux.
+type InstallFluxPayload struct {
+	// How many objects were applied.
+	AppliedCount int `json:"appliedCount"`
+	// Flux health after the install.
+	Health *service.FluxHealth `json:"health"`
 }
 
 // The mutations.
@@ -300,6 +479,20 @@ type RepositoryGitOpsInput struct {
 	Timeout *string `json:"timeout,omitempty"`
 }
 
+// A resource by id.
+type ResourceIDInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+}
+
+// SSH Git credentials.
+type SSHAuthInput struct {
+	// Private key (PEM or OpenSSH).
+	PrivateKey string `json:"privateKey"`
+	// known_hosts lines of the Git server.
+	KnownHosts string `json:"knownHosts"`
+}
+
 // Input of setProjectMemberRole.
 type SetProjectMemberRoleInput struct {
 	// The project's id.
@@ -332,6 +525,24 @@ type TeamEdge struct {
 	Node *fluxgate.Team `json:"node"`
 }
 
+// Input of triggerSync.
+type TriggerSyncInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+	// Seconds to wait for Flux to handle the request (0 to 60, default 10).
+	WaitSeconds *int `json:"waitSeconds,omitempty"`
+}
+
+// Result of triggerSync.
+type TriggerSyncPayload struct {
+	// Whether Flux handled the request within the wait.
+	Handled bool `json:"handled"`
+	// The reconcile.fluxcd.io/requestedAt token set.
+	Token string `json:"token"`
+	// The resource with the status Flux reported.
+	Resource *fluxgate.GitOpsResource `json:"resource"`
+}
+
 // Input of updateEnvironment. Omitted fields stay as they are.
 type UpdateEnvironmentInput struct {
 	// The environment's id.
@@ -345,7 +556,7 @@ type UpdateEnvironmentInput struct {
 	// New approval policy.
 	Approval *ApprovalPolicyInput `json:"approval,omitempty"`
 	// New health checks (replaces the list).
-	HealthChecks []*HealthCheckInput `json:"healthChecks,omitempty"`
+	HealthChecks []*fluxgate.HealthCheck `json:"healthChecks,omitempty"`
 	// New permissions (replaces the list).
 	Permissions []*EnvironmentPermissionInput `json:"permissions,omitempty"`
 }
@@ -354,6 +565,46 @@ type UpdateEnvironmentInput struct {
 type UpdateEnvironmentPayload struct {
 	// The changed environment.
 	Environment *fluxgate.Environment `json:"environment"`
+}
+
+// Input of updateGitRepository.
+type UpdateGitRepositoryInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+	// New spec.
+	Spec *fluxgate.GitRepositorySpec `json:"spec"`
+}
+
+// Input of updateHelmRelease.
+type UpdateHelmReleaseInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+	// New spec.
+	Spec *fluxgate.HelmReleaseSpec `json:"spec"`
+}
+
+// Input of updateHelmRepository.
+type UpdateHelmRepositoryInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+	// New spec.
+	Spec *fluxgate.HelmRepositorySpec `json:"spec"`
+}
+
+// Input of updateImagePolicy.
+type UpdateImagePolicyInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+	// New spec.
+	Spec *fluxgate.ImagePolicySpec `json:"spec"`
+}
+
+// Input of updateKustomization.
+type UpdateKustomizationInput struct {
+	// The resource's id.
+	ID string `json:"id"`
+	// New spec.
+	Spec *fluxgate.KustomizationSpec `json:"spec"`
 }
 
 // Input of updatePresence.
