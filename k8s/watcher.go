@@ -133,8 +133,9 @@ type Watcher struct {
 	opts   WatcherOptions
 	sel    labels.Selector
 
-	mu  sync.RWMutex
-	run *watchRun // current run, nil when stopped
+	mu      sync.RWMutex
+	running bool
+	run     *watchRun // current synced run, nil otherwise
 }
 
 // NewWatcher returns a Watcher for the cluster cfg points at.
@@ -236,11 +237,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		lists:     map[informerKey]int{},
 	}
 	w.mu.Lock()
-	if w.run != nil {
+	if w.running {
 		w.mu.Unlock()
 		return errors.New("watcher is already running")
 	}
-	w.run = r
+	w.running = true
 	w.mu.Unlock()
 	var wg sync.WaitGroup
 	defer func() {
@@ -248,7 +249,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		r.queue.ShutDown()
 		wg.Wait()
 		w.mu.Lock()
-		w.run = nil
+		w.run, w.running = nil, false
 		w.mu.Unlock()
 		if m := w.opts.Metrics; m != nil {
 			for _, k := range r.kinds {
@@ -305,6 +306,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	r.queue.Add(item{typ: itemRepair})
 	r.synced.Store(true)
+	// Published only now: the informer set no longer changes.
+	w.mu.Lock()
+	w.run = r
+	w.mu.Unlock()
 	w.opts.Logger.InfoContext(ctx, "flux watcher synced", "kinds", r.kinds, "objects", r.count())
 	<-ctx.Done()
 	return nil
