@@ -143,7 +143,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (fluxgate.Subscriptio
 			// go-redis remembers the channel and subscribes when it
 			// reconnects; that confirmation triggers a resync.
 			b.mu.Lock()
-			st.pending--
+			if st.pending > 0 { // lost() may have reset it meanwhile
+				st.pending--
+			}
 			st.resync = true
 			b.mu.Unlock()
 			wait = false
