@@ -34,10 +34,10 @@ type stack struct {
 	url string
 }
 
-func startStack(t *testing.T, db *store.DB) *stack {
+func startStack(t *testing.T, db *store.DB, opts ...service.Option) *stack {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(db, service.WithLogger(logger))
+	svc := service.New(db, append([]service.Option{service.WithLogger(logger)}, opts...)...)
 	srv := server.New(server.Config{
 		Service: svc,
 		Auth:    auth.New(testSecret, "", svc),
@@ -487,3 +487,5 @@ func TestGraphQLOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
