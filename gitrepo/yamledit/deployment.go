@@ -225,13 +225,66 @@ func portNode(v string) *yaml.Node {
 	return strNode(v)
 }
 
-// setField sets key in mapping rn to v, keeping the key's position.
+// setField sets key in mapping rn to v, keeping the key's position; a new
+// key is placed where kubectl would write it (see keyOrder).
 func setField(rn *yaml.RNode, key string, v *yaml.Node) error {
+	existed := mapGetPresent(rn.YNode(), key) != nil
 	_, err := rn.Pipe(yaml.SetField(key, yaml.NewRNode(v)))
 	if err != nil {
 		return fmt.Errorf("set %s: %w", key, err)
 	}
+	if !existed {
+		placeKey(rn.YNode(), key)
+	}
 	return nil
+}
+
+// keyOrder is the conventional order of the fields fluxgate adds, by the
+// fields that precede them.
+func keyOrder() [][]string {
+	return [][]string{
+		{"replicas", "selector", "strategy", "template"},
+		{"name", "image", "imagePullPolicy", "command", "args", "workingDir", "ports", "envFrom", "env", "resources", "volumeMounts", "livenessProbe", "readinessProbe", "startupProbe"},
+		{"exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "successThreshold", "failureThreshold"},
+		{"path", "port", "host", "scheme", "httpHeaders"},
+		{"limits", "requests"},
+	}
+}
+
+// placeKey moves a key just added at the end of mapping m after the last
+// key that conventionally precedes it (or first, if none does).
+func placeKey(m *yaml.Node, key string) {
+	for _, order := range keyOrder() {
+		rank := slices.Index(order, key)
+		if rank < 0 {
+			continue
+		}
+		ki := -1
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				ki = i
+			}
+		}
+		if ki < 0 {
+			return
+		}
+		pair := []*yaml.Node{m.Content[ki], m.Content[ki+1]}
+		rest := append(append([]*yaml.Node{}, m.Content[:ki]...), m.Content[ki+2:]...)
+		at, known := 0, false
+		for i := 0; i+1 < len(rest); i += 2 {
+			if r := slices.Index(order, rest[i].Value); r >= 0 {
+				known = true
+				if r < rank {
+					at = i + 2
+				}
+			}
+		}
+		if !known {
+			return // a mapping of another kind: leave the key last
+		}
+		m.Content = slices.Insert(rest, at, pair...)
+		return
+	}
 }
 
 // mapField returns the mapping under key, creating it; an empty flow
@@ -243,9 +296,13 @@ func mapField(rn *yaml.RNode, key string) (*yaml.RNode, error) {
 			return nil, err
 		}
 	}
+	existed := mapGetPresent(rn.YNode(), key) != nil
 	m, err := rn.Pipe(yaml.LookupCreate(yaml.MappingNode, key))
 	if err != nil {
 		return nil, fmt.Errorf("lookup %s: %w", key, err)
+	}
+	if !existed {
+		placeKey(rn.YNode(), key)
 	}
 	if m.YNode().Kind != yaml.MappingNode {
 		return nil, invalid(key, "is not a mapping")

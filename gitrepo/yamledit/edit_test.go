@@ -246,7 +246,7 @@ func TestEditEdgeCases(t *testing.T) {
 			contains: []string{"  replicas: 2\r\n", "        image: new:1\r\n", "        - name: A\r\n"}},
 		{name: "block scalars and foot comments",
 			src:      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: >-\n          x\n        env:\n        - name: OLD\n          value: |\n            multi\n            line\n        # end of env\n      # end of containers\n",
-			contains: []string{"        image: >-\n          new:1\n", "          value: |-\n            two\n            lines\n", "      # end of containers\n  replicas: 2\n"}},
+			contains: []string{"        image: >-\n          new:1\n", "          value: |-\n            two\n            lines\n", "spec:\n  replicas: 2\n  template:\n", "        # end of env\n      # end of containers\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -168,7 +168,14 @@ func rootOf(doc *yaml.Node) *yaml.Node {
 }
 
 func applyEdits(src []byte, edits []textEdit) ([]byte, error) {
-	sort.SliceStable(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
+	// By start; at the same start an insertion (empty range) goes before
+	// the deletion or replacement that begins there.
+	sort.SliceStable(edits, func(i, j int) bool {
+		if edits[i].start != edits[j].start {
+			return edits[i].start < edits[j].start
+		}
+		return edits[i].end < edits[j].end
+	})
 	var out bytes.Buffer
 	prev := 0
 	for _, e := range edits {
@@ -643,25 +650,62 @@ func (p *patcher) diffMapping(old, new *yaml.Node, s slot) error {
 		}
 		p.add(start, p.nextLine(end), "")
 	}
-	var added []*yaml.Node
-	for i := 0; i+1 < len(new.Content); i += 2 {
-		if !oldKeys[new.Content[i].Value] {
-			added = append(added, new.Content[i], new.Content[i+1])
-		}
+	// New keys go where they are in new: each run of added keys right
+	// after the existing key that precedes it (or before the first key).
+	oldIdx := map[string]int{}
+	for i := 0; i+1 < len(old.Content); i += 2 {
+		oldIdx[old.Content[i].Value] = i
 	}
-	if len(added) == 0 {
+	anchor := -1 // index in old.Content of the preceding surviving key
+	var run []*yaml.Node
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		text, err := p.renderBlock(&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: run}, keyCol)
+		if err != nil {
+			return err
+		}
+		var at int
+		if anchor < 0 {
+			first := old.Content[0]
+			at = p.lineStartOf(p.pos(first))
+			if !p.firstOnLine(p.pos(first)) {
+				return errUnsupported
+			}
+			if s.kind != slotRoot {
+				at = p.extendOverComment(at, first.HeadComment)
+			}
+		} else {
+			k, v := old.Content[anchor], old.Content[anchor+1]
+			var end int
+			var err error
+			if isEmptyNull(v) {
+				end, err = p.colonEnd(k)
+			} else {
+				end, err = p.nodeEnd(v, keyCol)
+			}
+			if err != nil {
+				return err
+			}
+			at = p.afterNestedComments(p.nextLine(end), keyCol)
+		}
+		p.insertLines(at, text+"\n")
+		run = nil
 		return nil
 	}
-	end, err := p.nodeEnd(old, s.indent)
-	if err != nil {
-		return err
+	for i := 0; i+1 < len(new.Content); i += 2 {
+		k := new.Content[i].Value
+		if oi, ok := oldIdx[k]; ok {
+			if err := flush(); err != nil {
+				return err
+			}
+			anchor = oi
+			continue
+		}
+		run = append(run, new.Content[i], new.Content[i+1])
 	}
-	text, err := p.renderBlock(&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: added}, keyCol)
-	if err != nil {
-		return err
-	}
-	p.insertLines(p.afterNestedComments(p.nextLine(end), keyCol), text+"\n")
-	return nil
+	return flush()
 }
 
 // namedItems indexes a sequence of mappings by their unique "name" field.
