@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -97,6 +98,9 @@ func (e DeploymentEdit) Validate() error {
 			if errs := validation.IsEnvVarName(ev.Name); len(errs) > 0 {
 				return invalid(fmt.Sprintf("%s.env[%d].name", f, j), "%q: %s", ev.Name, strings.Join(errs, "; "))
 			}
+			if !utf8.ValidString(ev.Value) || len(ev.Value) > 1<<20 {
+				return invalid(fmt.Sprintf("%s.env[%d].value", f, j), "must be valid UTF-8 text up to 1 MiB")
+			}
 		}
 		for j, n := range c.RemoveEnv {
 			if errs := validation.IsEnvVarName(n); len(errs) > 0 {
@@ -119,8 +123,8 @@ func (e DeploymentEdit) Validate() error {
 			}
 		}
 		if p := c.LivenessProbe; p != nil && !p.Remove {
-			if p.Path != nil && !strings.HasPrefix(*p.Path, "/") {
-				return invalid(f+".livenessProbe.path", "must start with /")
+			if p.Path != nil && (!strings.HasPrefix(*p.Path, "/") || !utf8.ValidString(*p.Path) || strings.ContainsAny(*p.Path, " \t\r\n")) {
+				return invalid(f+".livenessProbe.path", "must be a URL path starting with /")
 			}
 			if p.Port != nil {
 				if n, err := strconv.Atoi(*p.Port); err == nil {

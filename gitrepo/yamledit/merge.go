@@ -3,6 +3,7 @@ package yamledit
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -180,9 +181,20 @@ func (m *merger) mergeMaps(res, path string, b, t, o *yaml.Node) *yaml.Node {
 			continue
 		}
 		v := m.merge(res, childPath(path, k), mapGetPresent(b, k), nil, o.Content[i+1])
-		if v != nil {
-			r.Content = append(r.Content, o.Content[i], v)
+		if v == nil {
+			continue
 		}
+		// Place it after the key that precedes it in ours, if present.
+		at := len(r.Content)
+		if i > 0 {
+			prev := o.Content[i-2].Value
+			for j := 0; j+1 < len(r.Content); j += 2 {
+				if r.Content[j].Value == prev {
+					at = j + 2
+				}
+			}
+		}
+		r.Content = slices.Insert(r.Content, at, o.Content[i], v)
 	}
 	if len(r.Content) == 0 {
 		r.Style |= yaml.FlowStyle
@@ -226,15 +238,26 @@ func (m *merger) mergeNamed(res, path string, b, t, o *yaml.Node) *yaml.Node {
 			r.Content = append(r.Content, v)
 		}
 	}
-	for _, it := range o.Content {
+	for i, it := range o.Content {
 		name, _ := itemName(it)
 		if byName(t, name) != nil {
 			continue
 		}
 		v := m.merge(res, itemPath(path, name), byName(b, name), nil, it)
-		if v != nil {
-			r.Content = append(r.Content, v)
+		if v == nil {
+			continue
 		}
+		// Place it after the item that precedes it in ours, if present.
+		at := len(r.Content)
+		if i > 0 {
+			prev, _ := itemName(o.Content[i-1])
+			for j, x := range r.Content {
+				if n, _ := itemName(x); n == prev {
+					at = j + 1
+				}
+			}
+		}
+		r.Content = slices.Insert(r.Content, at, v)
 	}
 	if len(r.Content) == 0 {
 		r.Style |= yaml.FlowStyle
