@@ -1,8 +1,6 @@
 package k8s
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -88,15 +86,6 @@ func eventTime(ev *corev1.Event) time.Time {
 }
 
 // DedupKey identifies one occurrence of a Flux event whichever way it
-// arrived (watcher or notification-controller webhook): a hash of the
-// involved object, reason, revision, message and the time to the second.
-// The webhook handler should compute it the same way.
-func DedupKey(ev *fluxgate.FluxEvent) string {
-	h := sha256.New()
-	for _, s := range []string{ev.Kind, ev.Namespace, ev.Name, ev.Reason, ev.Revision, ev.Message,
-		ev.Timestamp.UTC().Truncate(time.Second).Format(time.RFC3339)} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
+// arrived (watcher or notification-controller webhook); see
+// fluxgate.FluxEventDedupKey.
+func DedupKey(ev *fluxgate.FluxEvent) string { return fluxgate.FluxEventDedupKey(ev) }

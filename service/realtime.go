@@ -9,9 +9,6 @@ import (
 	"github.com/fluxgate/fluxgate/hub"
 )
 
-// replayPage bounds one store read while replaying missed events.
-const replayPage = 200
-
 func (s *Service) realtime() error {
 	if s.hub == nil {
 		return fluxgate.Errorf(fluxgate.EUNAVAILABLE, "live updates are not configured")
@@ -68,39 +65,22 @@ func (s *Service) SubscribeFluxEvents(ctx context.Context, projectID, after stri
 	if err != nil {
 		return nil, err
 	}
-	replay := func(ctx context.Context, from int64) ([]fluxgate.Event, error) {
-		var out []fluxgate.Event
-		for {
-			evs, _, err := s.store.ListFluxEvents(ctx, fluxgate.FluxEventFilter{ProjectID: projectID, AfterSeq: from, Page: fluxgate.Page{First: replayPage}})
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range evs {
-				b, err := json.Marshal(e)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, fluxgate.Event{Type: fluxgate.EventFluxEvent, ProjectID: projectID, Seq: e.Seq, Payload: b, At: e.CreatedAt})
-				from = e.Seq
-			}
-			if len(evs) < replayPage {
-				return out, nil
-			}
+	if afterSeq == 0 {
+		// No cursor: start from the newest event, so that a bus outage is
+		// backfilled from there rather than from the beginning of time.
+		newest, _, err := s.store.ListFluxEvents(ctx, fluxgate.FluxEventFilter{ProjectID: projectID, Page: fluxgate.Page{First: 1}})
+		if err != nil {
+			return nil, err
+		}
+		if len(newest) > 0 {
+			afterSeq = newest[0].Seq
 		}
 	}
-	// Replay also serves the hub's backfill after a bus outage, from the
-	// last event each subscriber saw.
-	stream, err := hub.Subscribe(ctx, s.hub, hub.Request{Topic: fluxgate.ProjectTopic(projectID), Replay: replay, After: afterSeq},
-		func(ev fluxgate.Event) (*fluxgate.FluxEvent, bool) {
-			if ev.Type != fluxgate.EventFluxEvent {
-				return nil, false
-			}
-			var e fluxgate.FluxEvent
-			if err := json.Unmarshal(ev.Payload, &e); err != nil {
-				return nil, false
-			}
-			return &e, true
-		})
+	// Replay serves the resume from a cursor and the hub's backfill after a
+	// bus outage, from the last event each subscriber saw.
+	stream, err := hub.Subscribe(ctx, s.hub, hub.Request{
+		Topic: fluxgate.ProjectTopic(projectID), Replay: hub.FluxEventReplay(s.store, projectID), After: afterSeq,
+	}, hub.DecodeFluxEvent)
 	if err != nil {
 		return nil, err
 	}

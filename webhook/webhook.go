@@ -253,15 +253,7 @@ func Parse(body []byte, now time.Time) (*fluxgate.FluxEvent, error) {
 }
 
 // DedupKey identifies a Flux event by what it says, not by how it was
-// encoded: the same event delivered twice (notification-controller
-// retries) gets the same key. It covers the involved object, reason,
-// message, revision and timestamp (Flux's is to the second).
-func DedupKey(e *fluxgate.FluxEvent) string {
-	h := sha256.New()
-	for _, f := range []string{e.Kind, e.Namespace, e.Name, e.Reason, e.Message, e.Revision,
-		e.Timestamp.UTC().Format(time.RFC3339)} {
-		h.Write([]byte(f))
-		h.Write([]byte{0})
-	}
-	return "flux:" + hex.EncodeToString(h.Sum(nil))
-}
+// encoded or which way it arrived: the same event delivered twice
+// (notification-controller retries), or seen by the cluster watcher too,
+// gets the same key (fluxgate.FluxEventDedupKey).
+func DedupKey(e *fluxgate.FluxEvent) string { return fluxgate.FluxEventDedupKey(e) }
