@@ -156,7 +156,7 @@ func TestFixtures(t *testing.T) {
 				if err := json.Unmarshal(got.Metadata, &meta); err != nil || meta["revision"] != want.Revision {
 					t.Fatalf("%s: metadata %s (%v)", auth, got.Metadata, err)
 				}
-				if !strings.HasPrefix(got.DedupKey, "flux:") || len(got.DedupKey) != len("flux:")+64 {
+				if got.DedupKey != fluxgate.FluxEventDedupKey(got) {
 					t.Fatalf("%s: dedup key %q", auth, got.DedupKey)
 				}
 				wantSecret := map[string]string{"hmac": "flux-hmac", "bearer": "flux-bearer"}[auth]
