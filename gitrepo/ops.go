@@ -353,6 +353,11 @@ func ConfigEdit(c ConfigChange) EditFunc {
 		if len(files) == 0 {
 			return nil, ErrNoChange
 		}
+		// What is written must validate too (a merge could combine two
+		// valid edits into an invalid object).
+		if err := ValidateFiles(head.Dir, files); err != nil {
+			return nil, err
+		}
 		msg := strings.TrimSpace(c.Message)
 		if d := strings.TrimSpace(c.Description); d != "" {
 			msg += "\n\n" + d
