@@ -148,10 +148,28 @@ func supervisorPID(dataDir string) int {
 	if err != nil || pid <= 0 {
 		return 0
 	}
-	if syscall.Kill(pid, 0) != nil {
+	if !alive(pid) {
 		return 0
 	}
 	return pid
+}
+
+// alive reports whether pid runs (a zombie waiting to be reaped does not).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	if i := strings.LastIndexByte(string(data), ')'); i >= 0 {
+		fields := strings.Fields(string(data[i+1:]))
+		if len(fields) > 0 && fields[0] == "Z" {
+			return false
+		}
+	}
+	return true
 }
 
 func cliDown(ctx context.Context, dataDir string, stdout io.Writer) error {
@@ -165,7 +183,7 @@ func cliDown(ctx context.Context, dataDir string, stdout io.Writer) error {
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) {
 			fmt.Fprintln(stdout, "local cluster stopped")
 			return nil
 		}

@@ -476,10 +476,10 @@ func (c *Cluster) bringUp(ctx context.Context) error {
 		return fmt.Errorf("create flux storage: %w", err)
 	}
 	specs := c.specs(paths, pts)
-	if err := c.startProc(ctx, specs["etcd"]); err != nil {
+	if err := c.startProc(ctx, ctx, specs["etcd"]); err != nil {
 		return err
 	}
-	if err := c.startProc(ctx, specs["kube-apiserver"]); err != nil {
+	if err := c.startProc(ctx, ctx, specs["kube-apiserver"]); err != nil {
 		return err
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.pki.kubeconfig())
@@ -514,7 +514,7 @@ func (c *Cluster) bringUp(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, name := range []string{"kube-controller-manager", "kube-scheduler", "kwok", "source-controller", "kustomize-controller"} {
 		spec := specs[name]
-		g.Go(func() error { return c.startProc(gctx, spec) })
+		g.Go(func() error { return c.startProc(ctx, gctx, spec) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -555,13 +555,15 @@ func (c *Cluster) setBuilding(name string, s ComponentState) {
 	c.saveStatus()
 }
 
-func (c *Cluster) startProc(ctx context.Context, spec procSpec) error {
+// startProc starts one child, waiting for it with readyCtx; the child is
+// supervised for as long as life lasts.
+func (c *Cluster) startProc(life, readyCtx context.Context, spec procSpec) error {
 	p := newProcess(spec, c.saveStatus)
 	c.mu.Lock()
 	c.procs = append(c.procs, p)
 	c.byName[spec.name] = p
 	c.mu.Unlock()
-	if err := p.start(ctx); err != nil {
+	if err := p.start(life, readyCtx); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.cfg.Progress, "%s ready (pid %d)\n", spec.name, p.status().PID)
@@ -651,6 +653,10 @@ func (c *Cluster) specs(paths map[string]string, pts ports) map[string]procSpec 
 			"--kubeconfig=" + kc, "--config=" + filepath.Join(d, "kwok-stages.yaml"),
 			"--manage-all-nodes=true", "--cidr=" + PodCIDR, "--node-ip=10.240.0.1",
 			fmt.Sprintf("--server-address=127.0.0.1:%d", pts.Kwok),
+			// Renew node leases (the heartbeat-with-lease stage relies on
+			// them); without, the node-lifecycle controller marks the node
+			// NotReady every ~50 s and with it every pod.
+			"--node-lease-duration-seconds=40",
 		}, []string{"HOME=" + d}, nil),
 		"source-controller": spec("source-controller", addr(pts.SourceStorage), []string{
 			"--storage-path=" + filepath.Join(d, "flux", "source-controller"),

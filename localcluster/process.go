@@ -82,9 +82,11 @@ func (p *process) status() ComponentStatus {
 	}
 }
 
-// start launches the child and returns once it is ready (or failed to be),
-// leaving a goroutine that restarts it if it dies.
-func (p *process) start(ctx context.Context) error {
+// start launches the child and returns once it is ready (or failed to be,
+// or readyCtx ended), leaving a goroutine that restarts it if it dies until
+// life ends or stop is called.
+func (p *process) start(life, readyCtx context.Context) error {
+	ctx := readyCtx
 	exited, err := p.launch()
 	if err != nil {
 		p.set(func() { p.state = StateFailed; p.lastErr = err.Error() })
@@ -98,7 +100,7 @@ func (p *process) start(ctx context.Context) error {
 		close(p.done)
 		return err
 	}
-	go p.supervise(ctx, exited)
+	go p.supervise(life, exited)
 	return nil
 }
 

@@ -106,7 +106,11 @@ func Run(m *testing.M, env **Env) int {
 	if err := e.Cluster.Stop(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "clustertest: stop: %v\n", err)
 	}
-	_ = os.RemoveAll(e.Cluster.DataDir())
+	if code == 0 {
+		_ = os.RemoveAll(e.Cluster.DataDir())
+	} else {
+		fmt.Fprintf(os.Stderr, "clustertest: tests failed; cluster data and logs kept in %s\n", e.Cluster.DataDir())
+	}
 	return code
 }
 

@@ -335,7 +335,7 @@ func TestSupervision(t *testing.T) {
 	_ = e
 	dir := t.TempDir()
 
-	sup, warm := startHelper(t, dir)
+	sup, supDone, warm := startHelper(t, dir)
 	t.Logf("warm start to all ready (separate process): %s", warm.Round(time.Millisecond))
 	st := readStatus(t, dir)
 	pids := childPIDs(st)
@@ -368,10 +368,10 @@ func TestSupervision(t *testing.T) {
 	if err := sup.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = sup.Wait()
+	<-supDone
 	waitGone(t, pids, "after SIGKILL of the supervisor")
 
-	sup, warm = startHelper(t, dir)
+	_, supDone, warm = startHelper(t, dir)
 	t.Logf("warm restart on the same data dir to all ready: %s", warm.Round(time.Millisecond))
 	got := &corev1.ConfigMap{}
 	if err := clientFor(t, kc).Get(context.Background(), client.ObjectKeyFromObject(cm), got); err != nil || got.Data["k"] != "v" {
@@ -382,7 +382,7 @@ func TestSupervision(t *testing.T) {
 	if err := localcluster.RunCLI(context.Background(), []string{"down", "--data-dir", dir}, &out); err != nil {
 		t.Fatalf("cluster down: %v\n%s", err, out.String())
 	}
-	_ = sup.Wait()
+	<-supDone
 	waitGone(t, pids, "after cluster down")
 	out.Reset()
 	if err := localcluster.RunCLI(context.Background(), []string{"status", "--data-dir", dir}, &out); err != nil {
@@ -393,7 +393,9 @@ func TestSupervision(t *testing.T) {
 	}
 }
 
-func startHelper(t *testing.T, dir string) (*exec.Cmd, time.Duration) {
+// startHelper runs `cluster up` on dir in a child process; the channel is
+// closed once that process has exited and been reaped.
+func startHelper(t *testing.T, dir string) (*exec.Cmd, chan struct{}, time.Duration) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
@@ -406,10 +408,10 @@ func startHelper(t *testing.T, dir string) (*exec.Cmd, time.Duration) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(time.Minute):
@@ -427,7 +429,7 @@ func startHelper(t *testing.T, dir string) (*exec.Cmd, time.Duration) {
 		}
 		return st.Phase == localcluster.PhaseReady && st.PID == cmd.Process.Pid, string(st.Phase)
 	})
-	return cmd, time.Since(start)
+	return cmd, done, time.Since(start)
 }
 
 func readStatus(t *testing.T, dir string) localcluster.Status {
