@@ -31,6 +31,12 @@ type Config struct {
 	// (HMAC key of a generic-hmac Provider, or bearer token of a generic one).
 	WebhookSecret  string
 	AllowedOrigins string
+	// LocalCluster starts the embedded local cluster when no cluster is
+	// configured.
+	LocalCluster   bool
+	LeaseNamespace string
+	Admins         string
+	FluxBundle     string
 }
 
 // envOr returns the environment variable or def.
@@ -64,6 +70,10 @@ func (c *Config) bindServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", envOr("FLUXGATE_LOG_FORMAT", "json"), "json or text (FLUXGATE_LOG_FORMAT)")
 	fs.BoolVar(&c.SeedDemo, "seed-demo", envOr("FLUXGATE_SEED_DEMO", "true") == "true", "seed the demo project once in development mode (FLUXGATE_SEED_DEMO)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", envOr("KUBECONFIG", ""), "kubeconfig of the cluster to drive; empty: in-cluster config, else the local cluster (KUBECONFIG)")
+	fs.BoolVar(&c.LocalCluster, "local-cluster", envOr("FLUXGATE_LOCAL_CLUSTER", "true") == "true", "start the embedded local cluster when no kubeconfig is configured (FLUXGATE_LOCAL_CLUSTER)")
+	fs.StringVar(&c.LeaseNamespace, "lease-namespace", envOr("FLUXGATE_LEASE_NAMESPACE", "default"), "namespace of the Lease that picks the replica running the cluster watcher (FLUXGATE_LEASE_NAMESPACE)")
+	fs.StringVar(&c.Admins, "admins", envOr("FLUXGATE_ADMINS", ""), "comma-separated token subjects allowed cluster-wide operations such as installFlux (FLUXGATE_ADMINS)")
+	fs.StringVar(&c.FluxBundle, "flux-bundle", envOr("FLUXGATE_FLUX_BUNDLE", ""), "path of a Flux install bundle (flux install --export) that installFlux applies by default (FLUXGATE_FLUX_BUNDLE)")
 	fs.StringVar(&c.KubeContext, "kube-context", envOr("FLUXGATE_KUBE_CONTEXT", ""), "kubeconfig context (FLUXGATE_KUBE_CONTEXT)")
 }
 

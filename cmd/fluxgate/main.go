@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/fluxgate/fluxgate/localcluster"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -38,6 +40,8 @@ const usage = `usage: fluxgate <command> [flags]
 commands:
   serve              run the service (default)
   migrate up|status  apply or show database migrations
+  cluster up|down|status|kubeconfig|build
+                     run or inspect the embedded local cluster on its own
   token              print a signed JWT (--subject, --name, --email, --ttl)
   version            print the version
 
@@ -58,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return m.Serve(ctx)
 	case "migrate":
 		return runMigrate(ctx, args, stdout, stderr)
+	case "cluster":
+		return localcluster.RunCLI(ctx, args, stdout)
 	case "token":
 		return runToken(args, stdout, stderr)
 	case "version":

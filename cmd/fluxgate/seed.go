@@ -37,11 +37,11 @@ func seedDemo(ctx context.Context, svc *service.Service, dataDir string) error {
 	envs := []service.CreateEnvironmentInput{
 		{ProjectID: p.ID, Name: "development", Type: fluxgate.EnvironmentDevelopment,
 			GitOps:       &fluxgate.EnvironmentGitOps{Enabled: true, AutoSync: true, GitBranch: "main", GitPath: "k8s/overlays/development", SyncInterval: "1m"},
-			HealthChecks: []fluxgate.HealthCheck{{APIVersion: "apps/v1", Kind: "Deployment", Name: "webapp", Namespace: "demo-development"}}},
+			HealthChecks: []fluxgate.HealthCheck{{APIVersion: "apps/v1", Kind: "Deployment", Name: "demo-app", Namespace: "demo-development"}}},
 		{ProjectID: p.ID, Name: "production", Type: fluxgate.EnvironmentProduction,
 			GitOps:       &fluxgate.EnvironmentGitOps{Enabled: true, AutoSync: true, GitBranch: "main", GitPath: "k8s/overlays/production", SyncInterval: "1m"},
 			Approval:     &fluxgate.ApprovalPolicy{Required: true, MinApprovals: 2},
-			HealthChecks: []fluxgate.HealthCheck{{APIVersion: "apps/v1", Kind: "Deployment", Name: "webapp", Namespace: "demo-production"}}},
+			HealthChecks: []fluxgate.HealthCheck{{APIVersion: "apps/v1", Kind: "Deployment", Name: "demo-app", Namespace: "demo-production"}}},
 	}
 	for _, in := range envs {
 		if _, err := svc.CreateEnvironment(ctx, in); err != nil && fluxgate.ErrorCode(err) != fluxgate.ECONFLICT {

@@ -83,7 +83,22 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	h := hub.New(bus, hub.Options{Logger: logger})
-	svc := service.New(m.db, service.WithLogger(logger), service.WithPublisher(bus), service.WithRealtime(h, presence))
+	clusters := &clusterSource{}
+	opts := []service.Option{
+		service.WithLogger(logger), service.WithPublisher(bus), service.WithRealtime(h, presence),
+		service.WithCluster(clusters), service.WithAdmins(splitList(c.Admins)...),
+	}
+	if c.DevMode() {
+		opts = append(opts, service.WithAdmins(auth.DevSubject))
+	}
+	if c.FluxBundle != "" {
+		bundle, err := os.ReadFile(c.FluxBundle)
+		if err != nil {
+			return fmt.Errorf("flux bundle: %w", err)
+		}
+		opts = append(opts, service.WithFluxBundle(bundle))
+	}
+	svc := service.New(m.db, opts...)
 
 	secret, devToken := []byte(c.JWTSecret), ""
 	if c.DevMode() {
@@ -102,6 +117,9 @@ func (m *Main) Open(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := m.openCluster(ctx, clusters, svc, reg); err != nil {
+		return err
+	}
 
 	if c.DevMode() && c.SeedDemo {
 		if err := seedDemo(ctx, svc, c.DataDir); err != nil {
@@ -132,7 +150,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Logger:         logger,
 		Registry:       reg,
 		DevMode:        c.DevMode(),
-		Ready:          []server.Check{{Name: "database", Check: m.db.Ping}},
+		Ready:          []server.Check{{Name: "database", Check: m.db.Ping}, {Name: "cluster", Check: clusters.ready}},
 		Routes:         routes,
 		AllowedOrigins: splitList(c.AllowedOrigins),
 	})
