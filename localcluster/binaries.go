@@ -219,7 +219,10 @@ func (bd *Builder) build(ctx context.Context, b Binary, out string) error {
 		if len(msg) > 4000 {
 			msg = msg[len(msg)-4000:]
 		}
-		return fmt.Errorf("build %s %s: %w: %s", b.Name, b.Version, err, msg)
+		if msg = strings.TrimSpace(msg); msg != "" {
+			return fmt.Errorf("build %s %s: %w: %s", b.Name, b.Version, err, msg)
+		}
+		return fmt.Errorf("build %s %s: %w", b.Name, b.Version, err)
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		return fmt.Errorf("install %s: %w", b.Name, err)

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +146,7 @@ func start() (*Env, error) {
 	begin := time.Now()
 	ctx := context.Background()
 	if err := c.Start(ctx); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Minute)
@@ -153,6 +155,10 @@ func start() (*Env, error) {
 		sctx, scancel := context.WithTimeout(ctx, time.Minute)
 		defer scancel()
 		_ = c.Stop(sctx)
+		if logs, _ := os.ReadDir(filepath.Join(dir, "logs")); len(logs) > 0 {
+			return nil, fmt.Errorf("%w (logs kept in %s)", err, filepath.Join(dir, "logs"))
+		}
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	cfg, err := c.RESTConfig()

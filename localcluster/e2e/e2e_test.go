@@ -548,3 +548,33 @@ func pct(ds []time.Duration, p int) time.Duration {
 func clientcmdConfig(kubeconfig string) (*rest.Config, error) {
 	return clientcmd.BuildConfigFromFlags("", kubeconfig)
 }
+
+func TestCLIBuildAndKubeconfig(t *testing.T) {
+	e := env.Require(t)
+	var out bytes.Buffer
+	// Every binary is cached by now: build only reports where they are.
+	if err := localcluster.RunCLI(context.Background(), []string{"build"}, &out); err != nil {
+		t.Fatalf("cluster build: %v\n%s", err, out.String())
+	}
+	for _, b := range localcluster.Binaries() {
+		if !strings.Contains(out.String(), b.Name+"-"+b.Version+"-") {
+			t.Errorf("build output lacks %s:\n%s", b.Name, out.String())
+		}
+	}
+	out.Reset()
+	if err := localcluster.RunCLI(context.Background(), []string{"kubeconfig", "--data-dir", e.Cluster.DataDir()}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != e.Kubeconfig {
+		t.Errorf("kubeconfig = %q, want %q", out.String(), e.Kubeconfig)
+	}
+	out.Reset()
+	if err := localcluster.RunCLI(context.Background(), []string{"status", "--data-dir", e.Cluster.DataDir()}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"phase: ready", "kube-apiserver", "kustomize-controller", "git-server"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+}
