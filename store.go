@@ -63,6 +63,12 @@ type Store interface {
 	ListRepositories(ctx context.Context, projectID string) ([]*Repository, error)
 	UpdateRepository(ctx context.Context, r *Repository) error
 	DeleteRepository(ctx context.Context, id string, at time.Time) error
+	// SetRepositoryCredentials stores a repository's sealed push
+	// credentials (nil clears them); ENOTFOUND if it is not live.
+	SetRepositoryCredentials(ctx context.Context, id string, sealed []byte) error
+	// GetRepositoryCredentials returns them, nil when none are stored;
+	// ENOTFOUND if the repository is not live.
+	GetRepositoryCredentials(ctx context.Context, id string) ([]byte, error)
 
 	CreateResource(ctx context.Context, r *GitOpsResource) error
 	GetResource(ctx context.Context, id string) (*GitOpsResource, error)

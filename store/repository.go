@@ -105,3 +105,32 @@ func (db *DB) UpdateRepository(ctx context.Context, r *fluxgate.Repository) erro
 func (db *DB) DeleteRepository(ctx context.Context, id string, at time.Time) error {
 	return db.softDelete(ctx, "repositories", "repository", id, db.at(at))
 }
+
+// SetRepositoryCredentials stores the sealed push credentials of a live
+// repository (nil clears them). The store never sees them in the clear.
+// ENOTFOUND if the repository is not live.
+func (db *DB) SetRepositoryCredentials(ctx context.Context, id string, sealed []byte) error {
+	var arg any
+	if len(sealed) > 0 {
+		arg = sealed
+	}
+	res, err := db.w(ctx).ExecContext(ctx, db.q(`UPDATE repositories SET push_credentials = ?, updated_at = ?
+		WHERE id = ? AND deleted_at IS NULL`), arg, db.now(), id)
+	return affectedOne(res, err, "repository "+id)
+}
+
+// GetRepositoryCredentials returns the sealed push credentials of a live
+// repository, nil when none are stored. ENOTFOUND if the repository is not
+// live.
+func (db *DB) GetRepositoryCredentials(ctx context.Context, id string) ([]byte, error) {
+	var sealed []byte
+	err := db.r(ctx).QueryRowxContext(ctx, db.q(`SELECT push_credentials FROM repositories
+		WHERE id = ? AND deleted_at IS NULL`), id).Scan(&sealed)
+	if err != nil {
+		return nil, dbError(err, "repository "+id)
+	}
+	if len(sealed) == 0 {
+		return nil, nil
+	}
+	return sealed, nil
+}

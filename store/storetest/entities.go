@@ -359,8 +359,32 @@ func testRepositories(t *testing.T, s fluxgate.Store) {
 	must(t, err)
 	wantEqual(t, "ListRepositories", ids(repos, func(r *fluxgate.Repository) string { return r.ID }), []string{r.ID, other.ID})
 
+	// Push credentials: stored sealed, read back byte for byte, cleared,
+	// and never part of the Repository.
+	creds, err := s.GetRepositoryCredentials(ctx, r.ID)
+	must(t, err)
+	wantEqual(t, "credentials before any are set", creds, []byte(nil))
+	sealed := []byte{1, 0, 0xff, 'x', 0, 7}
+	must(t, s.SetRepositoryCredentials(ctx, r.ID, sealed))
+	creds, err = s.GetRepositoryCredentials(ctx, r.ID)
+	must(t, err)
+	wantEqual(t, "GetRepositoryCredentials", creds, sealed)
+	other2, err := s.GetRepositoryCredentials(ctx, other.ID)
+	must(t, err)
+	wantEqual(t, "other repository's credentials", other2, []byte(nil))
+	must(t, s.SetRepositoryCredentials(ctx, r.ID, nil))
+	creds, err = s.GetRepositoryCredentials(ctx, r.ID)
+	must(t, err)
+	wantEqual(t, "credentials after clearing", creds, []byte(nil))
+	must(t, s.SetRepositoryCredentials(ctx, r.ID, sealed))
+	wantCode(t, s.SetRepositoryCredentials(ctx, "ghost", sealed), fluxgate.ENOTFOUND)
+	_, err = s.GetRepositoryCredentials(ctx, "ghost")
+	wantCode(t, err, fluxgate.ENOTFOUND)
+
 	must(t, s.DeleteRepository(ctx, r.ID, time.Time{}))
 	_, err = s.GetRepository(ctx, r.ID)
+	wantCode(t, err, fluxgate.ENOTFOUND)
+	_, err = s.GetRepositoryCredentials(ctx, r.ID)
 	wantCode(t, err, fluxgate.ENOTFOUND)
 	wantCode(t, s.DeleteRepository(ctx, r.ID, time.Time{}), fluxgate.ENOTFOUND)
 	wantCode(t, s.UpdateRepository(ctx, r), fluxgate.ENOTFOUND)
