@@ -30,11 +30,11 @@ func backends(t *testing.T, f func(t *testing.T, open func(testing.TB) *store.DB
 
 // stack is a whole fluxgate server on 127.0.0.1:0.
 type stack struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 }
 
-func startStack(t *testing.T, db *store.DB, opts ...service.Option) *stack {
+func startStack(t testing.TB, db *store.DB, opts ...service.Option) *stack {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := service.New(db, append([]service.Option{service.WithLogger(logger)}, opts...)...)
