@@ -125,7 +125,6 @@ type Cluster struct {
 	since    time.Time
 	started  bool
 	procs    []*process
-	byName   map[string]*process
 	building map[string]ComponentState
 	gitState ComponentStatus
 	restCfg  *rest.Config
@@ -175,7 +174,6 @@ func New(cfg Config) (*Cluster, error) {
 		pki:      pki{dir: filepath.Join(cfg.DataDir, "pki")},
 		phase:    PhaseStopped,
 		since:    time.Now(),
-		byName:   map[string]*process{},
 		building: map[string]ComponentState{},
 		gitState: ComponentStatus{Name: "git-server", State: StatePending},
 		git:      gs,
@@ -561,7 +559,6 @@ func (c *Cluster) startProc(life, readyCtx context.Context, spec procSpec) error
 	p := newProcess(spec, c.saveStatus)
 	c.mu.Lock()
 	c.procs = append(c.procs, p)
-	c.byName[spec.name] = p
 	c.mu.Unlock()
 	if err := p.start(life, readyCtx); err != nil {
 		return err
