@@ -257,6 +257,16 @@ func (w *Workspace) open(r Remote) (*cachedRepo, error) {
 	return c, nil
 }
 
+// checkBranch refuses names git would refuse or that would change the
+// meaning of a refspec. It returns an *InvalidInputError.
+func checkBranch(b string) error {
+	if b == "" || strings.HasPrefix(b, "-") || strings.HasPrefix(b, "/") || strings.HasSuffix(b, "/") || strings.HasSuffix(b, ".lock") ||
+		strings.Contains(b, "..") || strings.Contains(b, "@{") || strings.ContainsAny(b, " ~^:?*[\\\x00\t\n") {
+		return &InvalidInputError{Field: "branch", Reason: fmt.Sprintf("%q is not a valid branch name", b)}
+	}
+	return nil
+}
+
 func remoteRef(branch string) plumbing.ReferenceName {
 	return plumbing.NewRemoteReferenceName("origin", branch)
 }
@@ -294,6 +304,9 @@ func (w *Workspace) ReadFiles(ctx context.Context, r Remote, branch, dir string)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkBranch(branch); err != nil {
+		return nil, err
+	}
 	c, err := w.open(r)
 	if err != nil {
 		return nil, err
@@ -321,6 +334,9 @@ func (w *Workspace) ReadFiles(ctx context.Context, r Remote, branch, dir string)
 func (w *Workspace) ReadFilesAt(ctx context.Context, r Remote, branch, revision, dir string) (*Snapshot, error) {
 	r, err := r.normalize()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBranch(branch); err != nil {
 		return nil, err
 	}
 	if !plumbing.IsHash(revision) {
@@ -454,8 +470,13 @@ func (w *Workspace) Commit(ctx context.Context, req CommitRequest) (*CommitResul
 	if err != nil {
 		return nil, err
 	}
-	if req.Branch == "" || strings.HasPrefix(req.Branch, "-") || strings.Contains(req.Branch, "..") || strings.ContainsAny(req.Branch, " ~^:?*[\\") {
-		return nil, &InvalidInputError{Field: "branch", Reason: fmt.Sprintf("%q is not a valid branch name", req.Branch)}
+	if err := checkBranch(req.Branch); err != nil {
+		return nil, err
+	}
+	if req.From != "" {
+		if err := checkBranch(req.From); err != nil {
+			return nil, err
+		}
 	}
 	if req.Author.Name == "" || req.Author.Email == "" {
 		return nil, &InvalidInputError{Field: "author", Reason: "name and email are required"}

@@ -50,6 +50,12 @@ func TestReadFiles(t *testing.T) {
 	if _, err := w.ReadFiles(ctx, Remote{URL: bare}, "nope", envDir); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing branch: %v", err)
 	}
+	var binv *InvalidInputError
+	for _, b := range []string{"main:refs/heads/x", "-x", "a..b", "a b", "x.lock", ""} {
+		if _, err := w.ReadFiles(ctx, Remote{URL: bare}, b, envDir); !errors.As(err, &binv) || binv.Field != "branch" {
+			t.Errorf("branch %q: %v", b, err)
+		}
+	}
 	// ReadFilesAt reads a revision, fetching when this cache has not seen
 	// it (another replica made it).
 	w2 := newWorkspace(t, Options{})
