@@ -24,7 +24,7 @@ import (
 // until then it says why not (local cluster building, starting, failed).
 type clusterSource struct {
 	mu      sync.Mutex
-	client  *k8s.Client
+	client  service.Cluster
 	waiting func() error
 }
 
@@ -42,7 +42,7 @@ func (s *clusterSource) Cluster() (service.Cluster, error) {
 	return nil, fluxgate.Errorf(fluxgate.EUNAVAILABLE, "cluster not connected yet")
 }
 
-func (s *clusterSource) set(c *k8s.Client) {
+func (s *clusterSource) set(c service.Cluster) {
 	s.mu.Lock()
 	s.client = c
 	s.mu.Unlock()
@@ -68,7 +68,7 @@ func (m *Main) openCluster(ctx context.Context, src *clusterSource, svc *service
 		if err != nil {
 			return err
 		}
-		return m.connectCluster(ctx, cfg, src, svc, reg)
+		return m.connectCluster(ctx, cfg, src, svc, reg, nil)
 	}
 	if !c.LocalCluster {
 		m.logger.Warn("no cluster configured and the local cluster is off: GitOps operations answer UNAVAILABLE")
@@ -99,7 +99,7 @@ func (m *Main) openCluster(ctx context.Context, src *clusterSource, svc *service
 		}
 		cfg, err := lc.RESTConfig()
 		if err == nil {
-			err = m.connectCluster(ctx, cfg, src, svc, reg)
+			err = m.connectCluster(ctx, cfg, src, svc, reg, func(kc *k8s.Client) service.Cluster { return localFlux{Client: kc, lc: lc} })
 		}
 		if err != nil {
 			m.logger.Error("connect to local cluster", "err", err)
@@ -117,10 +117,14 @@ func (m *Main) openCluster(ctx context.Context, src *clusterSource, svc *service
 
 // connectCluster makes the client, hands it to the service and runs the
 // watcher on whichever replica holds the Lease.
-func (m *Main) connectCluster(ctx context.Context, cfg *rest.Config, src *clusterSource, svc *service.Service, reg prometheus.Registerer) error {
+func (m *Main) connectCluster(ctx context.Context, cfg *rest.Config, src *clusterSource, svc *service.Service, reg prometheus.Registerer, wrap func(*k8s.Client) service.Cluster) error {
 	kc, err := k8s.New(cfg, k8s.Options{Logger: m.logger})
 	if err != nil {
 		return err
+	}
+	var c service.Cluster = kc
+	if wrap != nil {
+		c = wrap(kc)
 	}
 	metrics, err := k8s.NewMetrics(reg)
 	if err != nil {
@@ -134,7 +138,7 @@ func (m *Main) connectCluster(ctx context.Context, cfg *rest.Config, src *cluste
 	if err != nil {
 		return err
 	}
-	src.set(kc)
+	src.set(c)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -238,4 +242,39 @@ func seedDemoResources(ctx context.Context, svc *service.Service, gitURL string)
 		}
 	}
 	return nil
+}
+
+// localFlux is the local cluster's client: its Flux controllers run as
+// supervised processes rather than Deployments in flux-system, so their
+// health comes from the supervisor.
+type localFlux struct {
+	*k8s.Client
+	lc *localcluster.Cluster
+}
+
+// localControllers are the Flux controllers the local cluster runs.
+var localControllers = map[string]bool{"source-controller": true, "kustomize-controller": true}
+
+func (l localFlux) FluxHealth(ctx context.Context) (*k8s.FluxHealth, error) {
+	h, err := l.Client.FluxHealth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.Components = h.Components[:0]
+	h.Ready = h.Installed
+	for _, c := range l.lc.Status().Components {
+		if !localControllers[c.Name] {
+			continue
+		}
+		ready := c.State == localcluster.StateReady
+		msg := fmt.Sprintf("local process, pid %d, %s", c.PID, c.State)
+		if c.Error != "" {
+			msg += ": " + c.Error
+		}
+		h.Components = append(h.Components, k8s.ComponentHealth{
+			Name: c.Name, Namespace: localcluster.FluxNamespace, Required: true, Present: true, Ready: ready, Message: msg,
+		})
+		h.Ready = h.Ready && ready
+	}
+	return h, nil
 }
