@@ -116,7 +116,9 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 	for time.Now().Before(deadline) {
 		var res struct {
 			GitopsResources struct {
-				Edges []struct{ Node struct{ Kind, Name, Status, ErrorMessage string } }
+				Edges []struct {
+					Node struct{ Kind, Name, Status, ErrorMessage string }
+				}
 			}
 		}
 		query(`{ gitopsResources(projectId: "`+p.Project.ID+`") { edges { node { kind name status errorMessage } } } }`, &res)
