@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	goredis "github.com/redis/go-redis/v9"
+	"k8s.io/klog/v2"
 
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/auth"
@@ -67,6 +68,8 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.logger = logger
+	// client-go logs through klog: send it to the same structured log.
+	klog.SetSlogLogger(logger)
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
