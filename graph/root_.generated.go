@@ -24,6 +24,8 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	AuditEntry() AuditEntryResolver
+	Deployment() DeploymentResolver
+	DeploymentStep() DeploymentStepResolver
 	Environment() EnvironmentResolver
 	FluxEvent() FluxEventResolver
 	Mutation() MutationResolver
@@ -86,8 +88,80 @@ type ComplexityRoot struct {
 		Type               func(childComplexity int) int
 	}
 
+	ConfigChange struct {
+		New      func(childComplexity int) int
+		Old      func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Path     func(childComplexity int) int
+		Resource func(childComplexity int) int
+	}
+
+	ConfigCommitted struct {
+		CommitSha  func(childComplexity int) int
+		Deployment func(childComplexity int) int
+	}
+
+	ConfigConflict struct {
+		Conflicts func(childComplexity int) int
+	}
+
+	ConfigConflictEntry struct {
+		Base     func(childComplexity int) int
+		File     func(childComplexity int) int
+		Ours     func(childComplexity int) int
+		Path     func(childComplexity int) int
+		Resource func(childComplexity int) int
+		Theirs   func(childComplexity int) int
+	}
+
+	ConfigFile struct {
+		BlobID  func(childComplexity int) int
+		Content func(childComplexity int) int
+		Path    func(childComplexity int) int
+	}
+
+	ConfigFileDiff struct {
+		Diff func(childComplexity int) int
+		Path func(childComplexity int) int
+	}
+
+	ConfigImpact struct {
+		Notes        func(childComplexity int) int
+		Reasons      func(childComplexity int) int
+		RestartsPods func(childComplexity int) int
+	}
+
+	ConfigIssue struct {
+		Column  func(childComplexity int) int
+		Line    func(childComplexity int) int
+		Message func(childComplexity int) int
+		Path    func(childComplexity int) int
+	}
+
+	ConfigPreview struct {
+		Changes      func(childComplexity int) int
+		Conflicts    func(childComplexity int) int
+		Files        func(childComplexity int) int
+		HeadRevision func(childComplexity int) int
+		Impact       func(childComplexity int) int
+	}
+
+	ConfigValidation struct {
+		Issues func(childComplexity int) int
+		Valid  func(childComplexity int) int
+	}
+
 	ConnectRepositoryPayload struct {
 		Repository func(childComplexity int) int
+	}
+
+	ContainerView struct {
+		Env             func(childComplexity int) int
+		Image           func(childComplexity int) int
+		ImagePullPolicy func(childComplexity int) int
+		LivenessProbe   func(childComplexity int) int
+		Name            func(childComplexity int) int
+		Resources       func(childComplexity int) int
 	}
 
 	CreateEnvironmentPayload struct {
@@ -125,6 +199,47 @@ type ComplexityRoot struct {
 		DeletedID func(childComplexity int) int
 	}
 
+	DeployPayload struct {
+		Deployment func(childComplexity int) int
+		Message    func(childComplexity int) int
+	}
+
+	Deployment struct {
+		Branch      func(childComplexity int) int
+		CommitSHA   func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		DeployedBy  func(childComplexity int) int
+		Environment func(childComplexity int) int
+		FinishedAt  func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Message     func(childComplexity int) int
+		Method      func(childComplexity int) int
+		StartedAt   func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Steps       func(childComplexity int) int
+		Version     func(childComplexity int) int
+	}
+
+	DeploymentConfig struct {
+		Path func(childComplexity int) int
+		View func(childComplexity int) int
+	}
+
+	DeploymentStep struct {
+		At        func(childComplexity int) int
+		Message   func(childComplexity int) int
+		Name      func(childComplexity int) int
+		ReadyPods func(childComplexity int) int
+		Status    func(childComplexity int) int
+		TotalPods func(childComplexity int) int
+	}
+
+	DeploymentView struct {
+		Containers func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Replicas   func(childComplexity int) int
+	}
+
 	Diagnosis struct {
 		Healthy      func(childComplexity int) int
 		Issues       func(childComplexity int) int
@@ -145,6 +260,11 @@ type ComplexityRoot struct {
 		DeletedID func(childComplexity int) int
 	}
 
+	EnvVarView struct {
+		Name  func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
 	Environment struct {
 		Approval     func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
@@ -156,6 +276,14 @@ type ComplexityRoot struct {
 		Project      func(childComplexity int) int
 		Type         func(childComplexity int) int
 		UpdatedAt    func(childComplexity int) int
+	}
+
+	EnvironmentConfig struct {
+		Branch      func(childComplexity int) int
+		Deployments func(childComplexity int) int
+		Files       func(childComplexity int) int
+		Path        func(childComplexity int) int
+		Revision    func(childComplexity int) int
 	}
 
 	EnvironmentGitOps struct {
@@ -271,39 +399,42 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddProjectMember     func(childComplexity int, input model.AddProjectMemberInput) int
-		AddTeamMember        func(childComplexity int, input model.AddTeamMemberInput) int
-		BatchCreateResources func(childComplexity int, input model.BatchCreateResourcesInput) int
-		ConnectRepository    func(childComplexity int, input model.ConnectRepositoryInput) int
-		CreateEnvironment    func(childComplexity int, input model.CreateEnvironmentInput) int
-		CreateGitCredentials func(childComplexity int, input model.CreateGitCredentialsInput) int
-		CreateGitRepository  func(childComplexity int, input model.CreateGitRepositoryInput) int
-		CreateHelmRelease    func(childComplexity int, input model.CreateHelmReleaseInput) int
-		CreateHelmRepository func(childComplexity int, input model.CreateHelmRepositoryInput) int
-		CreateImagePolicy    func(childComplexity int, input model.CreateImagePolicyInput) int
-		CreateKustomization  func(childComplexity int, input model.CreateKustomizationInput) int
-		CreateProject        func(childComplexity int, input model.CreateProjectInput) int
-		CreateTeam           func(childComplexity int, input model.CreateTeamInput) int
-		DeleteEnvironment    func(childComplexity int, input model.DeleteEnvironmentInput) int
-		DeleteGitOpsResource func(childComplexity int, input model.DeleteGitOpsResourceInput) int
-		DeleteProject        func(childComplexity int, input model.DeleteProjectInput) int
-		DisconnectRepository func(childComplexity int, input model.DisconnectRepositoryInput) int
-		InstallFlux          func(childComplexity int, input model.InstallFluxInput) int
-		RemoveProjectMember  func(childComplexity int, input model.RemoveProjectMemberInput) int
-		RemoveTeamMember     func(childComplexity int, input model.RemoveTeamMemberInput) int
-		ResumeResource       func(childComplexity int, input model.ResourceIDInput) int
-		SetProjectMemberRole func(childComplexity int, input model.SetProjectMemberRoleInput) int
-		SuspendResource      func(childComplexity int, input model.ResourceIDInput) int
-		TriggerSync          func(childComplexity int, input model.TriggerSyncInput) int
-		UpdateEnvironment    func(childComplexity int, input model.UpdateEnvironmentInput) int
-		UpdateGitRepository  func(childComplexity int, input model.UpdateGitRepositoryInput) int
-		UpdateHelmRelease    func(childComplexity int, input model.UpdateHelmReleaseInput) int
-		UpdateHelmRepository func(childComplexity int, input model.UpdateHelmRepositoryInput) int
-		UpdateImagePolicy    func(childComplexity int, input model.UpdateImagePolicyInput) int
-		UpdateKustomization  func(childComplexity int, input model.UpdateKustomizationInput) int
-		UpdatePresence       func(childComplexity int, input model.UpdatePresenceInput) int
-		UpdateProject        func(childComplexity int, input model.UpdateProjectInput) int
-		UpdateRepository     func(childComplexity int, input model.UpdateRepositoryInput) int
+		AddProjectMember         func(childComplexity int, input model.AddProjectMemberInput) int
+		AddTeamMember            func(childComplexity int, input model.AddTeamMemberInput) int
+		BatchCreateResources     func(childComplexity int, input model.BatchCreateResourcesInput) int
+		CommitConfigChanges      func(childComplexity int, input model.CommitConfigChangesInput) int
+		ConnectRepository        func(childComplexity int, input model.ConnectRepositoryInput) int
+		CreateEnvironment        func(childComplexity int, input model.CreateEnvironmentInput) int
+		CreateGitCredentials     func(childComplexity int, input model.CreateGitCredentialsInput) int
+		CreateGitRepository      func(childComplexity int, input model.CreateGitRepositoryInput) int
+		CreateHelmRelease        func(childComplexity int, input model.CreateHelmReleaseInput) int
+		CreateHelmRepository     func(childComplexity int, input model.CreateHelmRepositoryInput) int
+		CreateImagePolicy        func(childComplexity int, input model.CreateImagePolicyInput) int
+		CreateKustomization      func(childComplexity int, input model.CreateKustomizationInput) int
+		CreateProject            func(childComplexity int, input model.CreateProjectInput) int
+		CreateTeam               func(childComplexity int, input model.CreateTeamInput) int
+		DeleteEnvironment        func(childComplexity int, input model.DeleteEnvironmentInput) int
+		DeleteGitOpsResource     func(childComplexity int, input model.DeleteGitOpsResourceInput) int
+		DeleteProject            func(childComplexity int, input model.DeleteProjectInput) int
+		DeployWithGitOps         func(childComplexity int, input model.DeployWithGitOpsInput) int
+		DisconnectRepository     func(childComplexity int, input model.DisconnectRepositoryInput) int
+		InstallFlux              func(childComplexity int, input model.InstallFluxInput) int
+		RemoveProjectMember      func(childComplexity int, input model.RemoveProjectMemberInput) int
+		RemoveTeamMember         func(childComplexity int, input model.RemoveTeamMemberInput) int
+		ResumeResource           func(childComplexity int, input model.ResourceIDInput) int
+		SetProjectMemberRole     func(childComplexity int, input model.SetProjectMemberRoleInput) int
+		SetRepositoryCredentials func(childComplexity int, input model.SetRepositoryCredentialsInput) int
+		SuspendResource          func(childComplexity int, input model.ResourceIDInput) int
+		TriggerSync              func(childComplexity int, input model.TriggerSyncInput) int
+		UpdateEnvironment        func(childComplexity int, input model.UpdateEnvironmentInput) int
+		UpdateGitRepository      func(childComplexity int, input model.UpdateGitRepositoryInput) int
+		UpdateHelmRelease        func(childComplexity int, input model.UpdateHelmReleaseInput) int
+		UpdateHelmRepository     func(childComplexity int, input model.UpdateHelmRepositoryInput) int
+		UpdateImagePolicy        func(childComplexity int, input model.UpdateImagePolicyInput) int
+		UpdateKustomization      func(childComplexity int, input model.UpdateKustomizationInput) int
+		UpdatePresence           func(childComplexity int, input model.UpdatePresenceInput) int
+		UpdateProject            func(childComplexity int, input model.UpdateProjectInput) int
+		UpdateRepository         func(childComplexity int, input model.UpdateRepositoryInput) int
 	}
 
 	PageInfo struct {
@@ -318,6 +449,12 @@ type ComplexityRoot struct {
 		Name      func(childComplexity int) int
 		Since     func(childComplexity int) int
 		UserID    func(childComplexity int) int
+	}
+
+	ProbeView struct {
+		InitialDelaySeconds func(childComplexity int) int
+		Path                func(childComplexity int) int
+		Port                func(childComplexity int) int
 	}
 
 	Project struct {
@@ -354,15 +491,19 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Deployment            func(childComplexity int, id string) int
 		DiagnoseGitRepository func(childComplexity int, id string) int
+		EnvironmentConfig     func(childComplexity int, environmentID string) int
 		FluxEvents            func(childComplexity int, projectID string, kind *string, severity *string, first *int, after *string) int
 		FluxHealth            func(childComplexity int) int
 		GitopsResource        func(childComplexity int, id string) int
 		GitopsResources       func(childComplexity int, projectID string, environmentID *string, kind *fluxgate.ResourceKind, status *fluxgate.ResourceStatus, first *int, after *string) int
 		Node                  func(childComplexity int, id string) int
+		PreviewConfigChange   func(childComplexity int, input model.ConfigChangeInput) int
 		Project               func(childComplexity int, id *string, slug *string) int
 		Projects              func(childComplexity int, first *int, after *string) int
 		Teams                 func(childComplexity int, first *int, after *string) int
+		ValidateConfig        func(childComplexity int, yaml string) int
 		Viewer                func(childComplexity int) int
 	}
 
@@ -398,8 +539,23 @@ type ComplexityRoot struct {
 		Timeout          func(childComplexity int) int
 	}
 
+	ResourceQuantities struct {
+		CPU    func(childComplexity int) int
+		Memory func(childComplexity int) int
+	}
+
+	ResourcesView struct {
+		Limits   func(childComplexity int) int
+		Requests func(childComplexity int) int
+	}
+
 	SetProjectMemberRolePayload struct {
 		Member func(childComplexity int) int
+	}
+
+	SetRepositoryCredentialsPayload struct {
+		RepositoryID func(childComplexity int) int
+		Type         func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -611,12 +767,257 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Condition.Type(childComplexity), true
 
+	case "ConfigChange.new":
+		if e.ComplexityRoot.ConfigChange.New == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.New(childComplexity), true
+	case "ConfigChange.old":
+		if e.ComplexityRoot.ConfigChange.Old == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Old(childComplexity), true
+	case "ConfigChange.op":
+		if e.ComplexityRoot.ConfigChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Op(childComplexity), true
+	case "ConfigChange.path":
+		if e.ComplexityRoot.ConfigChange.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Path(childComplexity), true
+	case "ConfigChange.resource":
+		if e.ComplexityRoot.ConfigChange.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigChange.Resource(childComplexity), true
+
+	case "ConfigCommitted.commitSha":
+		if e.ComplexityRoot.ConfigCommitted.CommitSha == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigCommitted.CommitSha(childComplexity), true
+	case "ConfigCommitted.deployment":
+		if e.ComplexityRoot.ConfigCommitted.Deployment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigCommitted.Deployment(childComplexity), true
+
+	case "ConfigConflict.conflicts":
+		if e.ComplexityRoot.ConfigConflict.Conflicts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigConflict.Conflicts(childComplexity), true
+
+	case "ConfigConflictEntry.base":
+		if e.ComplexityRoot.ConfigConflictEntry.Base == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigConflictEntry.Base(childComplexity), true
+	case "ConfigConflictEntry.file":
+		if e.ComplexityRoot.ConfigConflictEntry.File == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigConflictEntry.File(childComplexity), true
+	case "ConfigConflictEntry.ours":
+		if e.ComplexityRoot.ConfigConflictEntry.Ours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigConflictEntry.Ours(childComplexity), true
+	case "ConfigConflictEntry.path":
+		if e.ComplexityRoot.ConfigConflictEntry.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigConflictEntry.Path(childComplexity), true
+	case "ConfigConflictEntry.resource":
+		if e.ComplexityRoot.ConfigConflictEntry.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigConflictEntry.Resource(childComplexity), true
+	case "ConfigConflictEntry.theirs":
+		if e.ComplexityRoot.ConfigConflictEntry.Theirs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigConflictEntry.Theirs(childComplexity), true
+
+	case "ConfigFile.blobId":
+		if e.ComplexityRoot.ConfigFile.BlobID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigFile.BlobID(childComplexity), true
+	case "ConfigFile.content":
+		if e.ComplexityRoot.ConfigFile.Content == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigFile.Content(childComplexity), true
+	case "ConfigFile.path":
+		if e.ComplexityRoot.ConfigFile.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigFile.Path(childComplexity), true
+
+	case "ConfigFileDiff.diff":
+		if e.ComplexityRoot.ConfigFileDiff.Diff == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigFileDiff.Diff(childComplexity), true
+	case "ConfigFileDiff.path":
+		if e.ComplexityRoot.ConfigFileDiff.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigFileDiff.Path(childComplexity), true
+
+	case "ConfigImpact.notes":
+		if e.ComplexityRoot.ConfigImpact.Notes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigImpact.Notes(childComplexity), true
+	case "ConfigImpact.reasons":
+		if e.ComplexityRoot.ConfigImpact.Reasons == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigImpact.Reasons(childComplexity), true
+	case "ConfigImpact.restartsPods":
+		if e.ComplexityRoot.ConfigImpact.RestartsPods == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigImpact.RestartsPods(childComplexity), true
+
+	case "ConfigIssue.column":
+		if e.ComplexityRoot.ConfigIssue.Column == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigIssue.Column(childComplexity), true
+	case "ConfigIssue.line":
+		if e.ComplexityRoot.ConfigIssue.Line == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigIssue.Line(childComplexity), true
+	case "ConfigIssue.message":
+		if e.ComplexityRoot.ConfigIssue.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigIssue.Message(childComplexity), true
+	case "ConfigIssue.path":
+		if e.ComplexityRoot.ConfigIssue.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigIssue.Path(childComplexity), true
+
+	case "ConfigPreview.changes":
+		if e.ComplexityRoot.ConfigPreview.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPreview.Changes(childComplexity), true
+	case "ConfigPreview.conflicts":
+		if e.ComplexityRoot.ConfigPreview.Conflicts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPreview.Conflicts(childComplexity), true
+	case "ConfigPreview.files":
+		if e.ComplexityRoot.ConfigPreview.Files == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPreview.Files(childComplexity), true
+	case "ConfigPreview.headRevision":
+		if e.ComplexityRoot.ConfigPreview.HeadRevision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPreview.HeadRevision(childComplexity), true
+	case "ConfigPreview.impact":
+		if e.ComplexityRoot.ConfigPreview.Impact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigPreview.Impact(childComplexity), true
+
+	case "ConfigValidation.issues":
+		if e.ComplexityRoot.ConfigValidation.Issues == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigValidation.Issues(childComplexity), true
+	case "ConfigValidation.valid":
+		if e.ComplexityRoot.ConfigValidation.Valid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigValidation.Valid(childComplexity), true
+
 	case "ConnectRepositoryPayload.repository":
 		if e.ComplexityRoot.ConnectRepositoryPayload.Repository == nil {
 			break
 		}
 
 		return e.ComplexityRoot.ConnectRepositoryPayload.Repository(childComplexity), true
+
+	case "ContainerView.env":
+		if e.ComplexityRoot.ContainerView.Env == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerView.Env(childComplexity), true
+	case "ContainerView.image":
+		if e.ComplexityRoot.ContainerView.Image == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerView.Image(childComplexity), true
+	case "ContainerView.imagePullPolicy":
+		if e.ComplexityRoot.ContainerView.ImagePullPolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerView.ImagePullPolicy(childComplexity), true
+	case "ContainerView.livenessProbe":
+		if e.ComplexityRoot.ContainerView.LivenessProbe == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerView.LivenessProbe(childComplexity), true
+	case "ContainerView.name":
+		if e.ComplexityRoot.ContainerView.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerView.Name(childComplexity), true
+	case "ContainerView.resources":
+		if e.ComplexityRoot.ContainerView.Resources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerView.Resources(childComplexity), true
 
 	case "CreateEnvironmentPayload.environment":
 		if e.ComplexityRoot.CreateEnvironmentPayload.Environment == nil {
@@ -692,6 +1093,167 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteProjectPayload.DeletedID(childComplexity), true
 
+	case "DeployPayload.deployment":
+		if e.ComplexityRoot.DeployPayload.Deployment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployPayload.Deployment(childComplexity), true
+	case "DeployPayload.message":
+		if e.ComplexityRoot.DeployPayload.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeployPayload.Message(childComplexity), true
+
+	case "Deployment.branch":
+		if e.ComplexityRoot.Deployment.Branch == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Branch(childComplexity), true
+	case "Deployment.commitSha":
+		if e.ComplexityRoot.Deployment.CommitSHA == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.CommitSHA(childComplexity), true
+	case "Deployment.createdAt":
+		if e.ComplexityRoot.Deployment.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.CreatedAt(childComplexity), true
+	case "Deployment.deployedBy":
+		if e.ComplexityRoot.Deployment.DeployedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.DeployedBy(childComplexity), true
+	case "Deployment.environment":
+		if e.ComplexityRoot.Deployment.Environment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Environment(childComplexity), true
+	case "Deployment.finishedAt":
+		if e.ComplexityRoot.Deployment.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.FinishedAt(childComplexity), true
+	case "Deployment.id":
+		if e.ComplexityRoot.Deployment.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.ID(childComplexity), true
+	case "Deployment.message":
+		if e.ComplexityRoot.Deployment.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Message(childComplexity), true
+	case "Deployment.method":
+		if e.ComplexityRoot.Deployment.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Method(childComplexity), true
+	case "Deployment.startedAt":
+		if e.ComplexityRoot.Deployment.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.StartedAt(childComplexity), true
+	case "Deployment.status":
+		if e.ComplexityRoot.Deployment.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Status(childComplexity), true
+	case "Deployment.steps":
+		if e.ComplexityRoot.Deployment.Steps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Steps(childComplexity), true
+	case "Deployment.version":
+		if e.ComplexityRoot.Deployment.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Version(childComplexity), true
+
+	case "DeploymentConfig.path":
+		if e.ComplexityRoot.DeploymentConfig.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentConfig.Path(childComplexity), true
+	case "DeploymentConfig.view":
+		if e.ComplexityRoot.DeploymentConfig.View == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentConfig.View(childComplexity), true
+
+	case "DeploymentStep.at":
+		if e.ComplexityRoot.DeploymentStep.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentStep.At(childComplexity), true
+	case "DeploymentStep.message":
+		if e.ComplexityRoot.DeploymentStep.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentStep.Message(childComplexity), true
+	case "DeploymentStep.name":
+		if e.ComplexityRoot.DeploymentStep.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentStep.Name(childComplexity), true
+	case "DeploymentStep.readyPods":
+		if e.ComplexityRoot.DeploymentStep.ReadyPods == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentStep.ReadyPods(childComplexity), true
+	case "DeploymentStep.status":
+		if e.ComplexityRoot.DeploymentStep.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentStep.Status(childComplexity), true
+	case "DeploymentStep.totalPods":
+		if e.ComplexityRoot.DeploymentStep.TotalPods == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentStep.TotalPods(childComplexity), true
+
+	case "DeploymentView.containers":
+		if e.ComplexityRoot.DeploymentView.Containers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentView.Containers(childComplexity), true
+	case "DeploymentView.name":
+		if e.ComplexityRoot.DeploymentView.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentView.Name(childComplexity), true
+	case "DeploymentView.replicas":
+		if e.ComplexityRoot.DeploymentView.Replicas == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentView.Replicas(childComplexity), true
+
 	case "Diagnosis.healthy":
 		if e.ComplexityRoot.Diagnosis.Healthy == nil {
 			break
@@ -761,6 +1323,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DisconnectRepositoryPayload.DeletedID(childComplexity), true
 
+	case "EnvVarView.name":
+		if e.ComplexityRoot.EnvVarView.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvVarView.Name(childComplexity), true
+	case "EnvVarView.value":
+		if e.ComplexityRoot.EnvVarView.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvVarView.Value(childComplexity), true
+
 	case "Environment.approval":
 		if e.ComplexityRoot.Environment.Approval == nil {
 			break
@@ -821,6 +1396,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Environment.UpdatedAt(childComplexity), true
+
+	case "EnvironmentConfig.branch":
+		if e.ComplexityRoot.EnvironmentConfig.Branch == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvironmentConfig.Branch(childComplexity), true
+	case "EnvironmentConfig.deployments":
+		if e.ComplexityRoot.EnvironmentConfig.Deployments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvironmentConfig.Deployments(childComplexity), true
+	case "EnvironmentConfig.files":
+		if e.ComplexityRoot.EnvironmentConfig.Files == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvironmentConfig.Files(childComplexity), true
+	case "EnvironmentConfig.path":
+		if e.ComplexityRoot.EnvironmentConfig.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvironmentConfig.Path(childComplexity), true
+	case "EnvironmentConfig.revision":
+		if e.ComplexityRoot.EnvironmentConfig.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvironmentConfig.Revision(childComplexity), true
 
 	case "EnvironmentGitOps.autoSync":
 		if e.ComplexityRoot.EnvironmentGitOps.AutoSync == nil {
@@ -1272,6 +1878,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BatchCreateResources(childComplexity, args["input"].(model.BatchCreateResourcesInput)), true
+	case "Mutation.commitConfigChanges":
+		if e.ComplexityRoot.Mutation.CommitConfigChanges == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_commitConfigChanges_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CommitConfigChanges(childComplexity, args["input"].(model.CommitConfigChangesInput)), true
 	case "Mutation.connectRepository":
 		if e.ComplexityRoot.Mutation.ConnectRepository == nil {
 			break
@@ -1415,6 +2032,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteProject(childComplexity, args["input"].(model.DeleteProjectInput)), true
+	case "Mutation.deployWithGitOps":
+		if e.ComplexityRoot.Mutation.DeployWithGitOps == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deployWithGitOps_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeployWithGitOps(childComplexity, args["input"].(model.DeployWithGitOpsInput)), true
 	case "Mutation.disconnectRepository":
 		if e.ComplexityRoot.Mutation.DisconnectRepository == nil {
 			break
@@ -1481,6 +2109,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetProjectMemberRole(childComplexity, args["input"].(model.SetProjectMemberRoleInput)), true
+	case "Mutation.setRepositoryCredentials":
+		if e.ComplexityRoot.Mutation.SetRepositoryCredentials == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setRepositoryCredentials_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetRepositoryCredentials(childComplexity, args["input"].(model.SetRepositoryCredentialsInput)), true
 	case "Mutation.suspendResource":
 		if e.ComplexityRoot.Mutation.SuspendResource == nil {
 			break
@@ -1653,6 +2292,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PresenceEntry.UserID(childComplexity), true
 
+	case "ProbeView.initialDelaySeconds":
+		if e.ComplexityRoot.ProbeView.InitialDelaySeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProbeView.InitialDelaySeconds(childComplexity), true
+	case "ProbeView.path":
+		if e.ComplexityRoot.ProbeView.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProbeView.Path(childComplexity), true
+	case "ProbeView.port":
+		if e.ComplexityRoot.ProbeView.Port == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProbeView.Port(childComplexity), true
+
 	case "Project.auditLog":
 		if e.ComplexityRoot.Project.AuditLog == nil {
 			break
@@ -1788,6 +2446,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProjectMember.User(childComplexity), true
 
+	case "Query.deployment":
+		if e.ComplexityRoot.Query.Deployment == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deployment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Deployment(childComplexity, args["id"].(string)), true
 	case "Query.diagnoseGitRepository":
 		if e.ComplexityRoot.Query.DiagnoseGitRepository == nil {
 			break
@@ -1799,6 +2468,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DiagnoseGitRepository(childComplexity, args["id"].(string)), true
+	case "Query.environmentConfig":
+		if e.ComplexityRoot.Query.EnvironmentConfig == nil {
+			break
+		}
+
+		args, err := ec.field_Query_environmentConfig_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.EnvironmentConfig(childComplexity, args["environmentId"].(string)), true
 	case "Query.fluxEvents":
 		if e.ComplexityRoot.Query.FluxEvents == nil {
 			break
@@ -1850,6 +2530,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.previewConfigChange":
+		if e.ComplexityRoot.Query.PreviewConfigChange == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewConfigChange_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewConfigChange(childComplexity, args["input"].(model.ConfigChangeInput)), true
 	case "Query.project":
 		if e.ComplexityRoot.Query.Project == nil {
 			break
@@ -1883,6 +2574,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Teams(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Query.validateConfig":
+		if e.ComplexityRoot.Query.ValidateConfig == nil {
+			break
+		}
+
+		args, err := ec.field_Query_validateConfig_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ValidateConfig(childComplexity, args["yaml"].(string)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -2014,12 +2716,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RepositoryGitOps.Timeout(childComplexity), true
 
+	case "ResourceQuantities.cpu":
+		if e.ComplexityRoot.ResourceQuantities.CPU == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourceQuantities.CPU(childComplexity), true
+	case "ResourceQuantities.memory":
+		if e.ComplexityRoot.ResourceQuantities.Memory == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourceQuantities.Memory(childComplexity), true
+
+	case "ResourcesView.limits":
+		if e.ComplexityRoot.ResourcesView.Limits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourcesView.Limits(childComplexity), true
+	case "ResourcesView.requests":
+		if e.ComplexityRoot.ResourcesView.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResourcesView.Requests(childComplexity), true
+
 	case "SetProjectMemberRolePayload.member":
 		if e.ComplexityRoot.SetProjectMemberRolePayload.Member == nil {
 			break
 		}
 
 		return e.ComplexityRoot.SetProjectMemberRolePayload.Member(childComplexity), true
+
+	case "SetRepositoryCredentialsPayload.repositoryId":
+		if e.ComplexityRoot.SetRepositoryCredentialsPayload.RepositoryID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetRepositoryCredentialsPayload.RepositoryID(childComplexity), true
+	case "SetRepositoryCredentialsPayload.type":
+		if e.ComplexityRoot.SetRepositoryCredentialsPayload.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetRepositoryCredentialsPayload.Type(childComplexity), true
 
 	case "Subscription.fluxEvents":
 		if e.ComplexityRoot.Subscription.FluxEvents == nil {
@@ -2205,6 +2946,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("BasicAuthInput", ec.unmarshalInputBasicAuthInput),
 			graphql.NewInputUnmarshaler("BatchCreateResourcesInput", ec.unmarshalInputBatchCreateResourcesInput),
 			graphql.NewInputUnmarshaler("BatchResourceInput", ec.unmarshalInputBatchResourceInput),
+			graphql.NewInputUnmarshaler("CommitConfigChangesInput", ec.unmarshalInputCommitConfigChangesInput),
+			graphql.NewInputUnmarshaler("ConfigChangeInput", ec.unmarshalInputConfigChangeInput),
+			graphql.NewInputUnmarshaler("ConfigFileInput", ec.unmarshalInputConfigFileInput),
 			graphql.NewInputUnmarshaler("ConnectRepositoryInput", ec.unmarshalInputConnectRepositoryInput),
 			graphql.NewInputUnmarshaler("CreateEnvironmentInput", ec.unmarshalInputCreateEnvironmentInput),
 			graphql.NewInputUnmarshaler("CreateGitCredentialsInput", ec.unmarshalInputCreateGitCredentialsInput),
@@ -2219,7 +2963,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DeleteGitOpsResourceInput", ec.unmarshalInputDeleteGitOpsResourceInput),
 			graphql.NewInputUnmarshaler("DeleteProjectInput", ec.unmarshalInputDeleteProjectInput),
 			graphql.NewInputUnmarshaler("DependsOnInput", ec.unmarshalInputDependsOnInput),
+			graphql.NewInputUnmarshaler("DeployWithGitOpsInput", ec.unmarshalInputDeployWithGitOpsInput),
 			graphql.NewInputUnmarshaler("DisconnectRepositoryInput", ec.unmarshalInputDisconnectRepositoryInput),
+			graphql.NewInputUnmarshaler("EnvVarInput", ec.unmarshalInputEnvVarInput),
 			graphql.NewInputUnmarshaler("EnvironmentGitOpsInput", ec.unmarshalInputEnvironmentGitOpsInput),
 			graphql.NewInputUnmarshaler("EnvironmentPermissionInput", ec.unmarshalInputEnvironmentPermissionInput),
 			graphql.NewInputUnmarshaler("GitRefInput", ec.unmarshalInputGitRefInput),
@@ -2233,13 +2979,18 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ImageRepositorySpecInput", ec.unmarshalInputImageRepositorySpecInput),
 			graphql.NewInputUnmarshaler("InstallFluxInput", ec.unmarshalInputInstallFluxInput),
 			graphql.NewInputUnmarshaler("KustomizationSpecInput", ec.unmarshalInputKustomizationSpecInput),
+			graphql.NewInputUnmarshaler("ProbeInput", ec.unmarshalInputProbeInput),
 			graphql.NewInputUnmarshaler("RemoveProjectMemberInput", ec.unmarshalInputRemoveProjectMemberInput),
 			graphql.NewInputUnmarshaler("RemoveTeamMemberInput", ec.unmarshalInputRemoveTeamMemberInput),
 			graphql.NewInputUnmarshaler("RepositoryGitOpsInput", ec.unmarshalInputRepositoryGitOpsInput),
 			graphql.NewInputUnmarshaler("ResourceIdInput", ec.unmarshalInputResourceIdInput),
+			graphql.NewInputUnmarshaler("ResourceQuantitiesInput", ec.unmarshalInputResourceQuantitiesInput),
+			graphql.NewInputUnmarshaler("ResourcesInput", ec.unmarshalInputResourcesInput),
 			graphql.NewInputUnmarshaler("SSHAuthInput", ec.unmarshalInputSSHAuthInput),
 			graphql.NewInputUnmarshaler("SetProjectMemberRoleInput", ec.unmarshalInputSetProjectMemberRoleInput),
+			graphql.NewInputUnmarshaler("SetRepositoryCredentialsInput", ec.unmarshalInputSetRepositoryCredentialsInput),
 			graphql.NewInputUnmarshaler("SourceRefInput", ec.unmarshalInputSourceRefInput),
+			graphql.NewInputUnmarshaler("StructuredChangeInput", ec.unmarshalInputStructuredChangeInput),
 			graphql.NewInputUnmarshaler("TagFilterInput", ec.unmarshalInputTagFilterInput),
 			graphql.NewInputUnmarshaler("TriggerSyncInput", ec.unmarshalInputTriggerSyncInput),
 			graphql.NewInputUnmarshaler("UpdateEnvironmentInput", ec.unmarshalInputUpdateEnvironmentInput),
@@ -3045,6 +3796,453 @@ input RemoveTeamMemberInput {
 type RemoveTeamMemberPayload {
   "The team."
   team: Team!
+}
+`, BuiltIn: false},
+	{Name: "../schema/deploy.graphqls", Input: `extend type Query {
+  "One deployment."
+  deployment("The deployment's id." id: ID!): Deployment
+  "An environment's manifests at the head of its branch, with the structured view of each Deployment."
+  environmentConfig("The environment's id." environmentId: ID!): EnvironmentConfig!
+  "Check YAML before saving it: syntax, Kubernetes object shape, unknown or mistyped fields of built-in kinds."
+  validateConfig("One or more YAML documents." yaml: String!): ConfigValidation!
+  "What committing a config change would do: diff against Git, field changes, impact on pods, conflicts."
+  previewConfigChange(input: ConfigChangeInput!): ConfigPreview!
+}
+
+extend type Mutation {
+  """
+  Deploy from a form: the change becomes a commit on the environment's branch
+  (keeping the manifests' comments and formatting) and Flux is asked to apply
+  it at once. Environments that require approval hold the deploy (nothing is
+  committed yet); projects without GitOps are changed directly in the cluster.
+  Needs ` + "`" + `sync` + "`" + ` on the project or ` + "`" + `deploy` + "`" + ` on the environment.
+  """
+  deployWithGitOps(input: DeployWithGitOpsInput!): DeployPayload!
+  """
+  Commit edited manifests (or a structured change) made on ` + "`" + `baseRevision` + "`" + `.
+  Changes made on the branch since are merged; overlapping fields give a
+  ConfigConflict and nothing is written. Needs ` + "`" + `update` + "`" + `.
+  """
+  commitConfigChanges(input: CommitConfigChangesInput!): CommitConfigResult!
+  "Store the credentials fluxgate pushes to a repository with (sealed at rest, never returned). Needs ` + "`" + `update` + "`" + `."
+  setRepositoryCredentials(input: SetRepositoryCredentialsInput!): SetRepositoryCredentialsPayload!
+}
+
+"Where a deployment stands."
+enum DeploymentStatus {
+  "Waiting for approvers; nothing committed yet."
+  AWAITING_APPROVAL
+  "Committed (or requested); Flux has not picked it up yet."
+  PENDING
+  "Flux is fetching, applying or rolling it out."
+  IN_PROGRESS
+  "Applied and healthy."
+  SUCCEEDED
+  "Flux or the rollout failed; see the steps."
+  FAILED
+  "An approver rejected it."
+  REJECTED
+  "A newer deployment replaced it before it finished."
+  SUPERSEDED
+}
+
+"How a deployment came about."
+enum DeploymentMethod {
+  "Applied directly to the cluster, without Git."
+  MANUAL
+  "A click in the UI became a Git commit."
+  GITOPS_UI
+  "Someone pushed to Git and Flux picked it up."
+  GITOPS_GIT
+  "A CI pipeline."
+  PIPELINE
+}
+
+"One change rolled out to an environment."
+type Deployment implements Node {
+  "Opaque id."
+  id: ID!
+  "Version deployed, e.g. the image tag; empty when the change has none."
+  version: String!
+  "Commit SHA of the change; empty for direct deployments and ones awaiting approval."
+  commitSha: String!
+  "Branch committed to."
+  branch: String!
+  "Where it stands."
+  status: DeploymentStatus!
+  "How it came about."
+  method: DeploymentMethod!
+  "Summary, e.g. the commit subject."
+  message: String!
+  "Who deployed; null for deployments that came from a push."
+  deployedBy: User
+  "The environment deployed to."
+  environment: Environment
+  "Progress: committed, fetched, applied, healthy (direct deployments: applied)."
+  steps: [DeploymentStep!]!
+  "When it started."
+  startedAt: Time!
+  "When it reached a final status."
+  finishedAt: Time
+  "When it was recorded."
+  createdAt: Time!
+}
+
+"One step of a deployment's progress."
+type DeploymentStep {
+  "committed, fetched, applied or healthy."
+  name: String!
+  "pending, done or failed."
+  status: String!
+  "When the step was reached."
+  at: Time
+  "What happened, e.g. Flux's message."
+  message: String!
+  "Ready pods (healthy step)."
+  readyPods: Int!
+  "Total pods (healthy step)."
+  totalPods: Int!
+}
+
+"An environment variable to set."
+input EnvVarInput {
+  "Variable name."
+  name: String!
+  "Value."
+  value: String!
+}
+
+"A deploy form."
+input DeployWithGitOpsInput {
+  "The environment to deploy to."
+  environmentId: ID!
+  "The Deployment's name; empty: the only one under the environment's path (required without GitOps)."
+  deployment: String
+  "The container; empty: the first."
+  container: String
+  "New image, e.g. acme/web:1.4.2."
+  image: String
+  "New replica count."
+  replicas: Int
+  "Variables to set (merged by name)."
+  env: [EnvVarInput!]
+  "Variables to remove."
+  removeEnv: [String!]
+}
+
+"Result of deployWithGitOps."
+type DeployPayload {
+  "The deployment recorded."
+  deployment: Deployment!
+  "What happened, for the user."
+  message: String!
+}
+
+"An environment's manifests at one Git revision."
+type EnvironmentConfig {
+  "Commit the files were read at; pass it as baseRevision when committing."
+  revision: String!
+  "The environment's branch."
+  branch: String!
+  "The environment's directory in the repository."
+  path: String!
+  "The YAML files under the path."
+  files: [ConfigFile!]!
+  "The structured view of each Deployment."
+  deployments: [DeploymentConfig!]!
+}
+
+"One manifest file."
+type ConfigFile {
+  "Repository-relative path."
+  path: String!
+  "YAML content."
+  content: String!
+  "Git blob id of the content."
+  blobId: String!
+}
+
+"A Deployment found in the manifests."
+type DeploymentConfig {
+  "File holding it."
+  path: String!
+  "Its editable fields."
+  view: DeploymentView!
+}
+
+"The editable fields of a Deployment."
+type DeploymentView {
+  "metadata.name."
+  name: String!
+  "spec.replicas; null when the manifest does not set it."
+  replicas: Int
+  "The pod's containers."
+  containers: [ContainerView!]!
+}
+
+"The editable fields of a container."
+type ContainerView {
+  "Container name."
+  name: String!
+  "Image."
+  image: String!
+  "Always, IfNotPresent or Never; empty when unset."
+  imagePullPolicy: String!
+  "Requests and limits."
+  resources: ResourcesView!
+  "HTTP liveness probe; null when none."
+  livenessProbe: ProbeView
+  "Environment variables with literal values."
+  env: [EnvVarView!]!
+}
+
+"CPU and memory requests and limits."
+type ResourcesView {
+  "Requests."
+  requests: ResourceQuantities!
+  "Limits."
+  limits: ResourceQuantities!
+}
+
+"CPU and memory quantities; empty when unset."
+type ResourceQuantities {
+  "e.g. 100m."
+  cpu: String!
+  "e.g. 128Mi."
+  memory: String!
+}
+
+"An HTTP liveness probe."
+type ProbeView {
+  "HTTP path."
+  path: String!
+  "Port number or name."
+  port: String!
+  "Seconds before the first probe."
+  initialDelaySeconds: Int!
+}
+
+"An environment variable."
+type EnvVarView {
+  "Name."
+  name: String!
+  "Value; empty when it comes from a Secret or ConfigMap."
+  value: String!
+}
+
+"Result of validateConfig."
+type ConfigValidation {
+  "True when there is no issue."
+  valid: Boolean!
+  "The problems found."
+  issues: [ConfigIssue!]!
+}
+
+"One validation problem."
+type ConfigIssue {
+  "1-based line; 0 when unknown."
+  line: Int!
+  "1-based column; 0 when unknown."
+  column: Int!
+  "Field path inside the document, e.g. spec.template.spec.containers[0].imagePullPolicy."
+  path: String!
+  "What is wrong."
+  message: String!
+}
+
+"New content for one file."
+input ConfigFileInput {
+  "Repository-relative path inside the environment's directory."
+  path: String!
+  "Full YAML content."
+  content: String!
+}
+
+"CPU and memory quantities to set; an empty string removes one."
+input ResourceQuantitiesInput {
+  "e.g. 100m."
+  cpu: String
+  "e.g. 128Mi."
+  memory: String
+}
+
+"Requests and limits to set."
+input ResourcesInput {
+  "Requests."
+  requests: ResourceQuantitiesInput
+  "Limits."
+  limits: ResourceQuantitiesInput
+}
+
+"An HTTP liveness probe to set, or remove."
+input ProbeInput {
+  "HTTP path."
+  path: String
+  "Port number or name."
+  port: String
+  "Seconds before the first probe."
+  initialDelaySeconds: Int
+  "Remove the probe."
+  remove: Boolean
+}
+
+"A structured change of one Deployment."
+input StructuredChangeInput {
+  "The Deployment's name; empty: the only one."
+  deployment: String
+  "The container; empty: the first."
+  container: String
+  "New image."
+  image: String
+  "New replica count."
+  replicas: Int
+  "Always, IfNotPresent or Never."
+  imagePullPolicy: String
+  "Requests and limits."
+  resources: ResourcesInput
+  "Liveness probe."
+  livenessProbe: ProbeInput
+  "Variables to set (merged by name)."
+  env: [EnvVarInput!]
+  "Variables to remove."
+  removeEnv: [String!]
+}
+
+"A config change to preview: files or a structured change, made on baseRevision."
+input ConfigChangeInput {
+  "The environment."
+  environmentId: ID!
+  "The revision the editor loaded (environmentConfig.revision); empty: the head."
+  baseRevision: String
+  "New file contents (give files or change)."
+  files: [ConfigFileInput!]
+  "A structured change (give files or change)."
+  change: StructuredChangeInput
+}
+
+"A config change to commit."
+input CommitConfigChangesInput {
+  "The environment."
+  environmentId: ID!
+  "The revision the editor loaded (environmentConfig.revision); empty: the head."
+  baseRevision: String
+  "New file contents (give files or change)."
+  files: [ConfigFileInput!]
+  "A structured change (give files or change)."
+  change: StructuredChangeInput
+  "Commit subject."
+  message: String!
+  "Commit body."
+  description: String
+}
+
+"What committing a change would do."
+type ConfigPreview {
+  "The branch head the preview was made against."
+  headRevision: String!
+  "Unified diff per changed file."
+  files: [ConfigFileDiff!]!
+  "Field-level changes."
+  changes: [ConfigChange!]!
+  "Effect on running pods."
+  impact: ConfigImpact!
+  "Fields changed on the branch since baseRevision that the change also changes differently."
+  conflicts: [ConfigConflictEntry!]!
+}
+
+"The unified diff of one file."
+type ConfigFileDiff {
+  "Path."
+  path: String!
+  "Unified diff."
+  diff: String!
+}
+
+"Kind of field change."
+enum ConfigChangeOp {
+  "Field added."
+  ADD
+  "Field removed."
+  REMOVE
+  "Field changed."
+  MODIFY
+}
+
+"One field change."
+type ConfigChange {
+  "Added, removed or changed."
+  op: ConfigChangeOp!
+  "Object, e.g. Deployment/web."
+  resource: String!
+  "Field path, e.g. spec.template.spec.containers[name=web].image."
+  path: String!
+  "Old value (YAML); empty when added."
+  old: String!
+  "New value (YAML); empty when removed."
+  new: String!
+}
+
+"Whether a change restarts pods."
+type ConfigImpact {
+  "True when a workload's pod template changes."
+  restartsPods: Boolean!
+  "Why pods restart."
+  reasons: [String!]!
+  "Other effects, e.g. scaling."
+  notes: [String!]!
+}
+
+"A field changed on both sides of a merge."
+type ConfigConflictEntry {
+  "File."
+  file: String!
+  "Object, e.g. Deployment/web."
+  resource: String!
+  "Field path."
+  path: String!
+  "Value at baseRevision (YAML)."
+  base: String!
+  "Value on the branch now (YAML)."
+  theirs: String!
+  "Value in the change (YAML)."
+  ours: String!
+}
+
+"Result of commitConfigChanges."
+union CommitConfigResult = ConfigCommitted | ConfigConflict
+
+"The change was committed."
+type ConfigCommitted {
+  "The new commit."
+  commitSha: String!
+  "The deployment it started."
+  deployment: Deployment!
+}
+
+"The change overlaps changes made since baseRevision; nothing was written."
+type ConfigConflict {
+  "Every conflicting field."
+  conflicts: [ConfigConflictEntry!]!
+}
+
+"Push credentials for a repository: exactly one of token, basic, ssh."
+input SetRepositoryCredentialsInput {
+  "The repository."
+  repositoryId: ID!
+  "An access token (HTTPS)."
+  token: String
+  "Username and password (HTTPS)."
+  basic: BasicAuthInput
+  "SSH key and known_hosts."
+  ssh: SSHAuthInput
+}
+
+"Result of setRepositoryCredentials: never the secret."
+type SetRepositoryCredentialsPayload {
+  "The repository."
+  repositoryId: ID!
+  "token, basic or ssh."
+  type: String!
 }
 `, BuiltIn: false},
 	{Name: "../schema/gitops.graphqls", Input: `extend type Query {
@@ -3925,12 +5123,138 @@ func (ec *executionContext) childFields_Condition(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type Condition", field.Name)
 }
 
+func (ec *executionContext) childFields_ConfigChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_ConfigChange_op(ctx, field)
+	case "resource":
+		return ec.fieldContext_ConfigChange_resource(ctx, field)
+	case "path":
+		return ec.fieldContext_ConfigChange_path(ctx, field)
+	case "old":
+		return ec.fieldContext_ConfigChange_old(ctx, field)
+	case "new":
+		return ec.fieldContext_ConfigChange_new(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigChange", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfigConflictEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "file":
+		return ec.fieldContext_ConfigConflictEntry_file(ctx, field)
+	case "resource":
+		return ec.fieldContext_ConfigConflictEntry_resource(ctx, field)
+	case "path":
+		return ec.fieldContext_ConfigConflictEntry_path(ctx, field)
+	case "base":
+		return ec.fieldContext_ConfigConflictEntry_base(ctx, field)
+	case "theirs":
+		return ec.fieldContext_ConfigConflictEntry_theirs(ctx, field)
+	case "ours":
+		return ec.fieldContext_ConfigConflictEntry_ours(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigConflictEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfigFile(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "path":
+		return ec.fieldContext_ConfigFile_path(ctx, field)
+	case "content":
+		return ec.fieldContext_ConfigFile_content(ctx, field)
+	case "blobId":
+		return ec.fieldContext_ConfigFile_blobId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigFile", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfigFileDiff(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "path":
+		return ec.fieldContext_ConfigFileDiff_path(ctx, field)
+	case "diff":
+		return ec.fieldContext_ConfigFileDiff_diff(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigFileDiff", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfigImpact(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "restartsPods":
+		return ec.fieldContext_ConfigImpact_restartsPods(ctx, field)
+	case "reasons":
+		return ec.fieldContext_ConfigImpact_reasons(ctx, field)
+	case "notes":
+		return ec.fieldContext_ConfigImpact_notes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigImpact", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfigIssue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "line":
+		return ec.fieldContext_ConfigIssue_line(ctx, field)
+	case "column":
+		return ec.fieldContext_ConfigIssue_column(ctx, field)
+	case "path":
+		return ec.fieldContext_ConfigIssue_path(ctx, field)
+	case "message":
+		return ec.fieldContext_ConfigIssue_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigIssue", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfigPreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "headRevision":
+		return ec.fieldContext_ConfigPreview_headRevision(ctx, field)
+	case "files":
+		return ec.fieldContext_ConfigPreview_files(ctx, field)
+	case "changes":
+		return ec.fieldContext_ConfigPreview_changes(ctx, field)
+	case "impact":
+		return ec.fieldContext_ConfigPreview_impact(ctx, field)
+	case "conflicts":
+		return ec.fieldContext_ConfigPreview_conflicts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigPreview", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfigValidation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "valid":
+		return ec.fieldContext_ConfigValidation_valid(ctx, field)
+	case "issues":
+		return ec.fieldContext_ConfigValidation_issues(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfigValidation", field.Name)
+}
+
 func (ec *executionContext) childFields_ConnectRepositoryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "repository":
 		return ec.fieldContext_ConnectRepositoryPayload_repository(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ConnectRepositoryPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ContainerView(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_ContainerView_name(ctx, field)
+	case "image":
+		return ec.fieldContext_ContainerView_image(ctx, field)
+	case "imagePullPolicy":
+		return ec.fieldContext_ContainerView_imagePullPolicy(ctx, field)
+	case "resources":
+		return ec.fieldContext_ContainerView_resources(ctx, field)
+	case "livenessProbe":
+		return ec.fieldContext_ContainerView_livenessProbe(ctx, field)
+	case "env":
+		return ec.fieldContext_ContainerView_env(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContainerView", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateEnvironmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4003,6 +5327,88 @@ func (ec *executionContext) childFields_DeleteProjectPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type DeleteProjectPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_DeployPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deployment":
+		return ec.fieldContext_DeployPayload_deployment(ctx, field)
+	case "message":
+		return ec.fieldContext_DeployPayload_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeployPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Deployment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Deployment_id(ctx, field)
+	case "version":
+		return ec.fieldContext_Deployment_version(ctx, field)
+	case "commitSha":
+		return ec.fieldContext_Deployment_commitSha(ctx, field)
+	case "branch":
+		return ec.fieldContext_Deployment_branch(ctx, field)
+	case "status":
+		return ec.fieldContext_Deployment_status(ctx, field)
+	case "method":
+		return ec.fieldContext_Deployment_method(ctx, field)
+	case "message":
+		return ec.fieldContext_Deployment_message(ctx, field)
+	case "deployedBy":
+		return ec.fieldContext_Deployment_deployedBy(ctx, field)
+	case "environment":
+		return ec.fieldContext_Deployment_environment(ctx, field)
+	case "steps":
+		return ec.fieldContext_Deployment_steps(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_Deployment_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_Deployment_finishedAt(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Deployment_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Deployment", field.Name)
+}
+
+func (ec *executionContext) childFields_DeploymentConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "path":
+		return ec.fieldContext_DeploymentConfig_path(ctx, field)
+	case "view":
+		return ec.fieldContext_DeploymentConfig_view(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeploymentConfig", field.Name)
+}
+
+func (ec *executionContext) childFields_DeploymentStep(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_DeploymentStep_name(ctx, field)
+	case "status":
+		return ec.fieldContext_DeploymentStep_status(ctx, field)
+	case "at":
+		return ec.fieldContext_DeploymentStep_at(ctx, field)
+	case "message":
+		return ec.fieldContext_DeploymentStep_message(ctx, field)
+	case "readyPods":
+		return ec.fieldContext_DeploymentStep_readyPods(ctx, field)
+	case "totalPods":
+		return ec.fieldContext_DeploymentStep_totalPods(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeploymentStep", field.Name)
+}
+
+func (ec *executionContext) childFields_DeploymentView(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_DeploymentView_name(ctx, field)
+	case "replicas":
+		return ec.fieldContext_DeploymentView_replicas(ctx, field)
+	case "containers":
+		return ec.fieldContext_DeploymentView_containers(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeploymentView", field.Name)
+}
+
 func (ec *executionContext) childFields_Diagnosis(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "healthy":
@@ -4043,6 +5449,16 @@ func (ec *executionContext) childFields_DisconnectRepositoryPayload(ctx context.
 	return nil, fmt.Errorf("no field named %q was found under type DisconnectRepositoryPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_EnvVarView(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_EnvVarView_name(ctx, field)
+	case "value":
+		return ec.fieldContext_EnvVarView_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EnvVarView", field.Name)
+}
+
 func (ec *executionContext) childFields_Environment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4067,6 +5483,22 @@ func (ec *executionContext) childFields_Environment(ctx context.Context, field g
 		return ec.fieldContext_Environment_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Environment", field.Name)
+}
+
+func (ec *executionContext) childFields_EnvironmentConfig(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "revision":
+		return ec.fieldContext_EnvironmentConfig_revision(ctx, field)
+	case "branch":
+		return ec.fieldContext_EnvironmentConfig_branch(ctx, field)
+	case "path":
+		return ec.fieldContext_EnvironmentConfig_path(ctx, field)
+	case "files":
+		return ec.fieldContext_EnvironmentConfig_files(ctx, field)
+	case "deployments":
+		return ec.fieldContext_EnvironmentConfig_deployments(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EnvironmentConfig", field.Name)
 }
 
 func (ec *executionContext) childFields_EnvironmentGitOps(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4321,6 +5753,18 @@ func (ec *executionContext) childFields_PresenceEntry(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type PresenceEntry", field.Name)
 }
 
+func (ec *executionContext) childFields_ProbeView(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "path":
+		return ec.fieldContext_ProbeView_path(ctx, field)
+	case "port":
+		return ec.fieldContext_ProbeView_port(ctx, field)
+	case "initialDelaySeconds":
+		return ec.fieldContext_ProbeView_initialDelaySeconds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProbeView", field.Name)
+}
+
 func (ec *executionContext) childFields_Project(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4451,12 +5895,42 @@ func (ec *executionContext) childFields_RepositoryGitOps(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type RepositoryGitOps", field.Name)
 }
 
+func (ec *executionContext) childFields_ResourceQuantities(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cpu":
+		return ec.fieldContext_ResourceQuantities_cpu(ctx, field)
+	case "memory":
+		return ec.fieldContext_ResourceQuantities_memory(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResourceQuantities", field.Name)
+}
+
+func (ec *executionContext) childFields_ResourcesView(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requests":
+		return ec.fieldContext_ResourcesView_requests(ctx, field)
+	case "limits":
+		return ec.fieldContext_ResourcesView_limits(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResourcesView", field.Name)
+}
+
 func (ec *executionContext) childFields_SetProjectMemberRolePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "member":
 		return ec.fieldContext_SetProjectMemberRolePayload_member(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SetProjectMemberRolePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SetRepositoryCredentialsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "repositoryId":
+		return ec.fieldContext_SetRepositoryCredentialsPayload_repositoryId(ctx, field)
+	case "type":
+		return ec.fieldContext_SetRepositoryCredentialsPayload_type(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetRepositoryCredentialsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Team(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

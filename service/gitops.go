@@ -23,6 +23,8 @@ type Cluster interface {
 	FluxHealth(ctx context.Context) (*k8s.FluxHealth, error)
 	DiagnoseGitRepository(ctx context.Context, namespace, name string) (*k8s.Diagnosis, error)
 	InstallFlux(ctx context.Context, manifests []byte, opts k8s.InstallOptions) (*k8s.InstallResult, error)
+	// ApplyWorkloadChange is a direct deploy (projects without GitOps).
+	ApplyWorkloadChange(ctx context.Context, ch k8s.WorkloadChange) (*k8s.WorkloadApplied, error)
 }
 
 // ClusterSource hands out the cluster once it is ready. The local cluster

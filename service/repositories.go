@@ -105,10 +105,19 @@ func dnsLabelFrom(s string) string {
 	return out
 }
 
-func validateRepository(r *fluxgate.Repository) error {
+// checkCloneURL is validateCloneURL, plus file:// URLs when the service
+// allows local repositories (tests, the local development cluster).
+func (s *Service) checkCloneURL(field, v string) error {
+	if s.allowFileRemotes && strings.HasPrefix(v, "file:///") && len(v) > len("file:///") {
+		return nil
+	}
+	return validateCloneURL(field, v)
+}
+
+func (s *Service) validateRepository(r *fluxgate.Repository) error {
 	g := r.GitOps
 	if err := firstErr(
-		validateCloneURL("cloneUrl", r.CloneURL),
+		s.checkCloneURL("cloneUrl", r.CloneURL),
 		validateLength("provider", r.Provider, 1, 50),
 		validateLength("fullName", r.FullName, 1, 200),
 		validateBranch("defaultBranch", r.DefaultBranch),
@@ -131,7 +140,7 @@ func (s *Service) ConnectRepository(ctx context.Context, in ConnectRepositoryInp
 	if err != nil {
 		return nil, err
 	}
-	if err := validateCloneURL("cloneUrl", in.CloneURL); err != nil {
+	if err := s.checkCloneURL("cloneUrl", in.CloneURL); err != nil {
 		return nil, err
 	}
 	provider, fullName := repoNameFromURL(in.CloneURL)
@@ -146,7 +155,7 @@ func (s *Service) ConnectRepository(ctx context.Context, in ConnectRepositoryInp
 		r.DefaultBranch = "main"
 	}
 	s.applyRepoGitOps(r, p, in.GitOps)
-	if err := validateRepository(r); err != nil {
+	if err := s.validateRepository(r); err != nil {
 		return nil, err
 	}
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
@@ -212,7 +221,7 @@ func (s *Service) UpdateRepository(ctx context.Context, in UpdateRepositoryInput
 		s.applyRepoGitOps(r, p, in.GitOps)
 		changed = append(changed, "gitops")
 	}
-	if err := validateRepository(r); err != nil {
+	if err := s.validateRepository(r); err != nil {
 		return nil, err
 	}
 	err = s.store.InTx(ctx, func(ctx context.Context) error {

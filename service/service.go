@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fluxgate/fluxgate"
+	"github.com/fluxgate/fluxgate/gitrepo"
 	"github.com/fluxgate/fluxgate/hub"
 )
 
@@ -25,6 +26,10 @@ type Service struct {
 	clusters   ClusterSource
 	admins     map[string]bool
 	fluxBundle []byte
+
+	git              *gitrepo.Workspace
+	sealer           *gitrepo.Sealer
+	allowFileRemotes bool
 }
 
 // Option configures a Service.

@@ -6,8 +6,15 @@ import (
 	"encoding/json"
 
 	"github.com/fluxgate/fluxgate"
+	"github.com/fluxgate/fluxgate/gitrepo"
+	"github.com/fluxgate/fluxgate/gitrepo/yamledit"
 	"github.com/fluxgate/fluxgate/service"
 )
+
+// Result of commitConfigChanges.
+type CommitConfigResult interface {
+	IsCommitConfigResult()
+}
 
 // Input of addProjectMember.
 type AddProjectMemberInput struct {
@@ -101,6 +108,92 @@ type BatchResourceInput struct {
 	Spec json.RawMessage `json:"spec"`
 }
 
+// A config change to commit.
+type CommitConfigChangesInput struct {
+	// The environment.
+	EnvironmentID string `json:"environmentId"`
+	// The revision the editor loaded (environmentConfig.revision); empty: the head.
+	BaseRevision *string `json:"baseRevision,omitempty"`
+	// New file contents (give files or change).
+	Files []*ConfigFileInput `json:"files,omitempty"`
+	// A structured change (give files or change).
+	Change *StructuredChangeInput `json:"change,omitempty"`
+	// Commit subject.
+	Message string `json:"message"`
+	// Commit body.
+	Description *string `json:"description,omitempty"`
+}
+
+// A config change to preview: files or a structured change, made on baseRevision.
+type ConfigChangeInput struct {
+	// The environment.
+	EnvironmentID string `json:"environmentId"`
+	// The revision the editor loaded (environmentConfig.revision); empty: the head.
+	BaseRevision *string `json:"baseRevision,omitempty"`
+	// New file contents (give files or change).
+	Files []*ConfigFileInput `json:"files,omitempty"`
+	// A structured change (give files or change).
+	Change *StructuredChangeInput `json:"change,omitempty"`
+}
+
+// The change was committed.
+type ConfigCommitted struct {
+	// The new commit.
+	CommitSha string `json:"commitSha"`
+	// The deployment it started.
+	Deployment *fluxgate.Deployment `json:"deployment"`
+}
+
+func (ConfigCommitted) IsCommitConfigResult() {}
+
+// The change overlaps changes made since baseRevision; nothing was written.
+type ConfigConflict struct {
+	// Every conflicting field.
+	Conflicts []*yamledit.Conflict `json:"conflicts"`
+}
+
+func (ConfigConflict) IsCommitConfigResult() {}
+
+// One manifest file.
+type ConfigFile struct {
+	// Repository-relative path.
+	Path string `json:"path"`
+	// YAML content.
+	Content string `json:"content"`
+	// Git blob id of the content.
+	BlobID string `json:"blobId"`
+}
+
+// New content for one file.
+type ConfigFileInput struct {
+	// Repository-relative path inside the environment's directory.
+	Path string `json:"path"`
+	// Full YAML content.
+	Content string `json:"content"`
+}
+
+// What committing a change would do.
+type ConfigPreview struct {
+	// The branch head the preview was made against.
+	HeadRevision string `json:"headRevision"`
+	// Unified diff per changed file.
+	Files []*gitrepo.FileDiff `json:"files"`
+	// Field-level changes.
+	Changes []*yamledit.Change `json:"changes"`
+	// Effect on running pods.
+	Impact *yamledit.Impact `json:"impact"`
+	// Fields changed on the branch since baseRevision that the change also changes differently.
+	Conflicts []*yamledit.Conflict `json:"conflicts"`
+}
+
+// Result of validateConfig.
+type ConfigValidation struct {
+	// True when there is no issue.
+	Valid bool `json:"valid"`
+	// The problems found.
+	Issues []*yamledit.Issue `json:"issues"`
+}
+
 // Input of connectRepository.
 type ConnectRepositoryInput struct {
 	// The project's id.
@@ -121,6 +214,22 @@ type ConnectRepositoryInput struct {
 type ConnectRepositoryPayload struct {
 	// The connected repository.
 	Repository *fluxgate.Repository `json:"repository"`
+}
+
+// The editable fields of a container.
+type ContainerView struct {
+	// Container name.
+	Name string `json:"name"`
+	// Image.
+	Image string `json:"image"`
+	// Always, IfNotPresent or Never; empty when unset.
+	ImagePullPolicy string `json:"imagePullPolicy"`
+	// Requests and limits.
+	Resources *ResourcesView `json:"resources"`
+	// HTTP liveness probe; null when none.
+	LivenessProbe *ProbeView `json:"livenessProbe,omitempty"`
+	// Environment variables with literal values.
+	Env []*EnvVarView `json:"env"`
 }
 
 // Input of createEnvironment.
@@ -321,6 +430,50 @@ type DeleteProjectPayload struct {
 	DeletedID string `json:"deletedId"`
 }
 
+// Result of deployWithGitOps.
+type DeployPayload struct {
+	// The deployment recorded.
+	Deployment *fluxgate.Deployment `json:"deployment"`
+	// What happened, for the user.
+	Message string `json:"message"`
+}
+
+// A deploy form.
+type DeployWithGitOpsInput struct {
+	// The environment to deploy to.
+	EnvironmentID string `json:"environmentId"`
+	// The Deployment's name; empty: the only one under the environment's path (required without GitOps).
+	Deployment *string `json:"deployment,omitempty"`
+	// The container; empty: the first.
+	Container *string `json:"container,omitempty"`
+	// New image, e.g. acme/web:1.4.2.
+	Image *string `json:"image,omitempty"`
+	// New replica count.
+	Replicas *int `json:"replicas,omitempty"`
+	// Variables to set (merged by name).
+	Env []*EnvVarInput `json:"env,omitempty"`
+	// Variables to remove.
+	RemoveEnv []string `json:"removeEnv,omitempty"`
+}
+
+// A Deployment found in the manifests.
+type DeploymentConfig struct {
+	// File holding it.
+	Path string `json:"path"`
+	// Its editable fields.
+	View *DeploymentView `json:"view"`
+}
+
+// The editable fields of a Deployment.
+type DeploymentView struct {
+	// metadata.name.
+	Name string `json:"name"`
+	// spec.replicas; null when the manifest does not set it.
+	Replicas *int `json:"replicas,omitempty"`
+	// The pod's containers.
+	Containers []*ContainerView `json:"containers"`
+}
+
 // Input of disconnectRepository.
 type DisconnectRepositoryInput struct {
 	// The repository's id.
@@ -331,6 +484,36 @@ type DisconnectRepositoryInput struct {
 type DisconnectRepositoryPayload struct {
 	// The disconnected repository's id.
 	DeletedID string `json:"deletedId"`
+}
+
+// An environment variable to set.
+type EnvVarInput struct {
+	// Variable name.
+	Name string `json:"name"`
+	// Value.
+	Value string `json:"value"`
+}
+
+// An environment variable.
+type EnvVarView struct {
+	// Name.
+	Name string `json:"name"`
+	// Value; empty when it comes from a Secret or ConfigMap.
+	Value string `json:"value"`
+}
+
+// An environment's manifests at one Git revision.
+type EnvironmentConfig struct {
+	// Commit the files were read at; pass it as baseRevision when committing.
+	Revision string `json:"revision"`
+	// The environment's branch.
+	Branch string `json:"branch"`
+	// The environment's directory in the repository.
+	Path string `json:"path"`
+	// The YAML files under the path.
+	Files []*ConfigFile `json:"files"`
+	// The structured view of each Deployment.
+	Deployments []*DeploymentConfig `json:"deployments"`
 }
 
 // GitOps configuration input of an environment.
@@ -415,6 +598,28 @@ type InstallFluxPayload struct {
 type Mutation struct {
 }
 
+// An HTTP liveness probe to set, or remove.
+type ProbeInput struct {
+	// HTTP path.
+	Path *string `json:"path,omitempty"`
+	// Port number or name.
+	Port *string `json:"port,omitempty"`
+	// Seconds before the first probe.
+	InitialDelaySeconds *int `json:"initialDelaySeconds,omitempty"`
+	// Remove the probe.
+	Remove *bool `json:"remove,omitempty"`
+}
+
+// An HTTP liveness probe.
+type ProbeView struct {
+	// HTTP path.
+	Path string `json:"path"`
+	// Port number or name.
+	Port string `json:"port"`
+	// Seconds before the first probe.
+	InitialDelaySeconds int `json:"initialDelaySeconds"`
+}
+
 // A page of projects.
 type ProjectConnection struct {
 	// The projects with their cursors.
@@ -485,6 +690,38 @@ type ResourceIDInput struct {
 	ID string `json:"id"`
 }
 
+// CPU and memory quantities; empty when unset.
+type ResourceQuantities struct {
+	// e.g. 100m.
+	CPU string `json:"cpu"`
+	// e.g. 128Mi.
+	Memory string `json:"memory"`
+}
+
+// CPU and memory quantities to set; an empty string removes one.
+type ResourceQuantitiesInput struct {
+	// e.g. 100m.
+	CPU *string `json:"cpu,omitempty"`
+	// e.g. 128Mi.
+	Memory *string `json:"memory,omitempty"`
+}
+
+// Requests and limits to set.
+type ResourcesInput struct {
+	// Requests.
+	Requests *ResourceQuantitiesInput `json:"requests,omitempty"`
+	// Limits.
+	Limits *ResourceQuantitiesInput `json:"limits,omitempty"`
+}
+
+// CPU and memory requests and limits.
+type ResourcesView struct {
+	// Requests.
+	Requests *ResourceQuantities `json:"requests"`
+	// Limits.
+	Limits *ResourceQuantities `json:"limits"`
+}
+
 // SSH Git credentials.
 type SSHAuthInput struct {
 	// Private key (PEM or OpenSSH).
@@ -507,6 +744,48 @@ type SetProjectMemberRoleInput struct {
 type SetProjectMemberRolePayload struct {
 	// The changed membership.
 	Member *fluxgate.ProjectMember `json:"member"`
+}
+
+// Push credentials for a repository: exactly one of token, basic, ssh.
+type SetRepositoryCredentialsInput struct {
+	// The repository.
+	RepositoryID string `json:"repositoryId"`
+	// An access token (HTTPS).
+	Token *string `json:"token,omitempty"`
+	// Username and password (HTTPS).
+	Basic *BasicAuthInput `json:"basic,omitempty"`
+	// SSH key and known_hosts.
+	SSH *SSHAuthInput `json:"ssh,omitempty"`
+}
+
+// Result of setRepositoryCredentials: never the secret.
+type SetRepositoryCredentialsPayload struct {
+	// The repository.
+	RepositoryID string `json:"repositoryId"`
+	// token, basic or ssh.
+	Type string `json:"type"`
+}
+
+// A structured change of one Deployment.
+type StructuredChangeInput struct {
+	// The Deployment's name; empty: the only one.
+	Deployment *string `json:"deployment,omitempty"`
+	// The container; empty: the first.
+	Container *string `json:"container,omitempty"`
+	// New image.
+	Image *string `json:"image,omitempty"`
+	// New replica count.
+	Replicas *int `json:"replicas,omitempty"`
+	// Always, IfNotPresent or Never.
+	ImagePullPolicy *string `json:"imagePullPolicy,omitempty"`
+	// Requests and limits.
+	Resources *ResourcesInput `json:"resources,omitempty"`
+	// Liveness probe.
+	LivenessProbe *ProbeInput `json:"livenessProbe,omitempty"`
+	// Variables to set (merged by name).
+	Env []*EnvVarInput `json:"env,omitempty"`
+	// Variables to remove.
+	RemoveEnv []string `json:"removeEnv,omitempty"`
 }
 
 // A page of teams.
