@@ -324,6 +324,22 @@ func TestUnreadyPodsEndInHealthCheckFailed(t *testing.T) {
 	if unready == 0 {
 		t.Errorf("no Running pod with Ready=False among %d pods", len(pods.Items))
 	}
+
+	// A fix pushed after the failure is applied and becomes healthy.
+	fix, err := a.remote.Commit(ctx, "fix: healthy pods again", func(wt billy.Filesystem) error {
+		return editFile(wt, demo.ManifestPath("development"), func(s string) string {
+			s = imageLine.ReplaceAllString(s, "${1}nginx:1.27.9")
+			return strings.Replace(s, "    metadata:\n      annotations:\n        "+localcluster.UnreadyAnnotation+": \"true\"\n", "", 1)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed := time.Now()
+	a.requestReconcile(t)
+	poll(t, time.Minute, "Deployment rolled out after the fix", func() (bool, string) { return a.rolledOut(ctx, "nginx:1.27.9") })
+	a.waitReady(t, "main@sha1:"+fix, time.Minute)
+	t.Logf("fix pushed → Kustomization Ready again in %s", time.Since(pushed).Round(time.Millisecond))
 }
 
 // TestSupervision runs `cluster up` in a child process on a fresh data dir,
