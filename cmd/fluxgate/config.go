@@ -37,6 +37,9 @@ type Config struct {
 	LeaseNamespace string
 	Admins         string
 	FluxBundle     string
+	// CredentialKey seals repository push credentials at rest (base64 or
+	// hex, 16/24/32 bytes).
+	CredentialKey string
 }
 
 // envOr returns the environment variable or def.
@@ -72,6 +75,7 @@ func (c *Config) bindServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", envOr("KUBECONFIG", ""), "kubeconfig of the cluster to drive; empty: in-cluster config, else the local cluster (KUBECONFIG)")
 	fs.BoolVar(&c.LocalCluster, "local-cluster", envOr("FLUXGATE_LOCAL_CLUSTER", "true") == "true", "start the embedded local cluster when no kubeconfig is configured (FLUXGATE_LOCAL_CLUSTER)")
 	fs.StringVar(&c.LeaseNamespace, "lease-namespace", envOr("FLUXGATE_LEASE_NAMESPACE", "default"), "namespace of the Lease that picks the replica running the cluster watcher (FLUXGATE_LEASE_NAMESPACE)")
+	fs.StringVar(&c.CredentialKey, "credential-key", envOr("FLUXGATE_CREDENTIAL_KEY", ""), "AES key (base64 or hex, 16/24/32 bytes) sealing repository push credentials; empty: generated once into the data dir in development mode (FLUXGATE_CREDENTIAL_KEY)")
 	fs.StringVar(&c.Admins, "admins", envOr("FLUXGATE_ADMINS", ""), "comma-separated token subjects allowed cluster-wide operations such as installFlux (FLUXGATE_ADMINS)")
 	fs.StringVar(&c.FluxBundle, "flux-bundle", envOr("FLUXGATE_FLUX_BUNDLE", ""), "path of a Flux install bundle (flux install --export) that installFlux applies by default (FLUXGATE_FLUX_BUNDLE)")
 	fs.StringVar(&c.KubeContext, "kube-context", envOr("FLUXGATE_KUBE_CONTEXT", ""), "kubeconfig context (FLUXGATE_KUBE_CONTEXT)")

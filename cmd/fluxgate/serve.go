@@ -101,7 +101,11 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 		opts = append(opts, service.WithFluxBundle(bundle))
 	}
-	svc := service.New(m.db, opts...)
+	gitOpts, err := m.openGit()
+	if err != nil {
+		return err
+	}
+	svc := service.New(m.db, append(opts, gitOpts...)...)
 
 	secret, devToken := []byte(c.JWTSecret), ""
 	if c.DevMode() {
