@@ -329,7 +329,9 @@ func TestDeployWithGitOpsEndToEnd(t *testing.T) {
 	var audit struct {
 		Project struct {
 			AuditLog struct {
-				Edges []struct{ Node struct{ Action, TargetID string } }
+				Edges []struct {
+					Node struct{ Action, TargetID string }
+				}
 			}
 		}
 	}
@@ -632,7 +634,9 @@ func TestDirectDeployWithoutGitOps(t *testing.T) {
 	alice := s.token("alice", "Alice")
 	slug := "direct-" + k8stest.Suffix()
 	var cp struct {
-		CreateProject struct{ Project struct{ ID, Namespace string } }
+		CreateProject struct {
+			Project struct{ ID, Namespace string }
+		}
 	}
 	s.must(alice, `mutation($in: CreateProjectInput!) { createProject(input: $in) { project { id namespace } } }`,
 		map[string]any{"in": map[string]any{"slug": slug, "name": "Direct", "gitopsEnabled": false}}, &cp)
