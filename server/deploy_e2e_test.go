@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -696,5 +697,83 @@ func TestDirectDeployWithoutGitOps(t *testing.T) {
 	// Without GitOps the Deployment must be named.
 	if r := s.do(alice, deployMutation, map[string]any{"in": map[string]any{"environmentId": envID, "image": "acme/web:3"}}); r.code() != "INVALID_INPUT" || r.field() != "deployment" {
 		t.Fatalf("unnamed direct deploy: code %q field %q", r.code(), r.field())
+	}
+}
+
+// Concurrent deploys from two replicas (two servers, each with its own Git
+// cache, sharing PostgreSQL and so its advisory lock) to one branch: every
+// deploy is one commit on the remote and none is lost.
+func TestConcurrentDeploysFromTwoReplicas(t *testing.T) {
+	db := storetest.MustOpenPostgres(t)
+	a, b := startDeployStack(t, db, nil), startDeployStack(t, db, nil)
+	alice := a.token("alice", "Alice")
+	pid := a.createProject(alice, "concurrent")
+	bare := seedRemote(t)
+	initial := git(t, bare, "rev-parse", "main")
+	a.connectRepo(alice, pid, "file://"+bare)
+	envID := a.createEnv(alice, map[string]any{"projectId": pid, "name": "dev", "type": "DEVELOPMENT"})
+
+	const n = 10
+	shas := make(chan string, n)
+	errs := make(chan error, n)
+	start := time.Now()
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		go func() {
+			body, _ := json.Marshal(map[string]any{"query": deployMutation, "variables": map[string]any{"in": map[string]any{
+				"environmentId": envID, "env": []any{map[string]any{"name": "REQ_" + string(rune('A'+i)), "value": "x"}}}}})
+			req, _ := http.NewRequest(http.MethodPost, s.url+"/graphql", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+alice)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer res.Body.Close()
+			var out struct {
+				Data   deployResp
+				Errors []gqlError
+			}
+			if err := json.NewDecoder(res.Body).Decode(&out); err != nil || len(out.Errors) > 0 {
+				errs <- fmt.Errorf("deploy %d: %v %+v", i, err, out.Errors)
+				return
+			}
+			shas <- out.Data.DeployWithGitOps.Deployment.CommitSha
+		}()
+	}
+	seen := map[string]bool{}
+	for range n {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case sha := <-shas:
+			seen[sha] = true
+		}
+	}
+	t.Logf("%d concurrent deploys from two replicas: %v", n, time.Since(start))
+	if len(seen) != n {
+		t.Fatalf("%d distinct commits for %d deploys", len(seen), n)
+	}
+	if count := git(t, bare, "rev-list", "--count", initial+"..main"); count != fmt.Sprint(n) {
+		t.Fatalf("%s commits on the remote, want %d", count, n)
+	}
+	content := git(t, bare, "show", "main:k8s/overlays/dev/deployment.yaml")
+	for i := range n {
+		if !strings.Contains(content, "name: REQ_"+string(rune('A'+i))) {
+			t.Fatalf("deploy %d lost:\n%s", i, content)
+		}
+	}
+	for sha := range seen {
+		if git(t, bare, "cat-file", "-t", sha) != "commit" {
+			t.Fatalf("deployment commit %s is not on the remote", sha)
+		}
+	}
+	list, _, err := db.ListDeployments(context.Background(), fluxgate.DeploymentFilter{ProjectID: pid, Page: fluxgate.Page{First: 50}})
+	if err != nil || len(list) != n {
+		t.Fatalf("%d deployments stored (%v), want %d", len(list), err, n)
 	}
 }
