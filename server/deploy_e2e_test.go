@@ -319,6 +319,15 @@ func TestDeployWithGitOpsEndToEnd(t *testing.T) {
 		t.Fatalf("added lines = %q, want replicas, image and the two lines of FEATURE_X", added)
 	}
 
+	// The deployment by id, and as a Node.
+	var byID struct {
+		Deployment struct{ CommitSha, Status string }
+		Node       struct{ CommitSha string }
+	}
+	s.must(alice, `query($id: ID!) { deployment(id: $id) { commitSha status } node(id: $id) { ... on Deployment { commitSha } } }`, map[string]any{"id": dep.ID}, &byID)
+	if byID.Deployment.CommitSha != head || byID.Deployment.Status != "PENDING" || byID.Node.CommitSha != head {
+		t.Fatalf("deployment by id = %+v", byID)
+	}
 	// The stored deployment and its audit entry.
 	row, err := db.GetDeployment(ctx, dep.ID)
 	if err != nil {

@@ -52,6 +52,7 @@ func (s *Service) Node(ctx context.Context, id string) (any, error) {
 		func() (any, error) { return s.Repository(ctx, id) },
 		func() (any, error) { return s.Team(ctx, id) },
 		func() (any, error) { return s.store.GetUser(ctx, id) },
+		func() (any, error) { return s.Deployment(ctx, id) },
 	}
 	for _, f := range lookups {
 		v, err := f()
