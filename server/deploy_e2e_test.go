@@ -569,6 +569,27 @@ func TestDeployWithGitOpsEndToEnd(t *testing.T) {
 	if h := git(t, bare, "rev-parse", "main"); h != before {
 		t.Fatal("a deploy awaiting approval was committed")
 	}
+
+	// A developer deploys (sync) but may not commit config (update).
+	carol := s.token("carol", "Carol")
+	s.must(alice, `mutation($in: AddProjectMemberInput!) { addProjectMember(input: $in) { member { role } } }`,
+		map[string]any{"in": map[string]any{"projectId": pid, "userId": s.viewerID(carol), "role": "DEVELOPER"}}, nil)
+	s.must(carol, deployMutation, map[string]any{"in": map[string]any{"environmentId": envID, "replicas": 6}}, &dr)
+	if d := dr.DeployWithGitOps.Deployment; d.CommitSha != git(t, bare, "rev-parse", "main") || d.DeployedBy.Name != "Carol" {
+		t.Fatalf("developer deploy = %+v", d)
+	}
+	if got := git(t, bare, "log", "-1", "--format=%an|%B", "main"); got != "Carol|chore(deploy): scale to 6 replicas\n\nDeployed via fluxgate by Carol" {
+		t.Fatalf("developer commit = %q", got)
+	}
+	r = s.do(carol, commitConfigMutation, map[string]any{"in": map[string]any{"environmentId": envID, "change": map[string]any{"replicas": 7}, "message": "x"}})
+	if r.code() != "FORBIDDEN" {
+		t.Fatalf("developer config commit: code %q", r.code())
+	}
+	// A base revision that is not a commit.
+	r = s.do(alice, previewQuery, map[string]any{"in": map[string]any{"environmentId": envID, "baseRevision": "not-a-sha", "change": map[string]any{"replicas": 2}}})
+	if r.code() != "INVALID_INPUT" || r.field() != "baseRevision" {
+		t.Fatalf("bad baseRevision: code %q field %q", r.code(), r.field())
+	}
 }
 
 // A push credential is sealed at rest, sent to the remote, and never comes
