@@ -1023,6 +1023,29 @@ func (ec *executionContext) fieldContext_ContainerView_env(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _ContainerView_latestImage(ctx context.Context, field graphql.CollectedField, obj *model.ContainerView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerView_latestImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LatestImage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerView_latestImage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerView", field, false, false, "String")
+}
+
 func (ec *executionContext) _DeployPayload_deployment(ctx context.Context, field graphql.CollectedField, obj *model.DeployPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3246,6 +3269,11 @@ func (ec *executionContext) _ContainerView(ctx context.Context, sel ast.Selectio
 		case "env":
 			out.Values[i] = ec._ContainerView_env(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "latestImage":
+			out.Values[i] = ec._ContainerView_latestImage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:

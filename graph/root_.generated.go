@@ -159,6 +159,7 @@ type ComplexityRoot struct {
 		Env             func(childComplexity int) int
 		Image           func(childComplexity int) int
 		ImagePullPolicy func(childComplexity int) int
+		LatestImage     func(childComplexity int) int
 		LivenessProbe   func(childComplexity int) int
 		Name            func(childComplexity int) int
 		Resources       func(childComplexity int) int
@@ -1000,6 +1001,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContainerView.ImagePullPolicy(childComplexity), true
+	case "ContainerView.latestImage":
+		if e.ComplexityRoot.ContainerView.LatestImage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerView.LatestImage(childComplexity), true
 	case "ContainerView.livenessProbe":
 		if e.ComplexityRoot.ContainerView.LivenessProbe == nil {
 			break
@@ -3994,6 +4001,8 @@ type ContainerView {
   livenessProbe: ProbeView
   "Environment variables with literal values."
   env: [EnvVarView!]!
+  "The newest image the project's ImagePolicy selected for this container's image (what the deploy form offers); null when no policy watches it or it has not picked one yet."
+  latestImage: String
 }
 
 "CPU and memory requests and limits."
@@ -5253,6 +5262,8 @@ func (ec *executionContext) childFields_ContainerView(ctx context.Context, field
 		return ec.fieldContext_ContainerView_livenessProbe(ctx, field)
 	case "env":
 		return ec.fieldContext_ContainerView_env(ctx, field)
+	case "latestImage":
+		return ec.fieldContext_ContainerView_latestImage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContainerView", field.Name)
 }

@@ -76,12 +76,12 @@ func (r *queryResolver) EnvironmentConfig(ctx context.Context, environmentID str
 		out.Files = append(out.Files, &model.ConfigFile{Path: f.Path, Content: string(f.Content), BlobID: f.BlobID})
 	}
 	for _, d := range c.Deployments {
-		out.Deployments = append(out.Deployments, &model.DeploymentConfig{Path: d.Path, View: deploymentView(d.View)})
+		out.Deployments = append(out.Deployments, &model.DeploymentConfig{Path: d.Path, View: deploymentView(d.View, c.LatestImages)})
 	}
 	return out, nil
 }
 
-func deploymentView(v *yamledit.DeploymentView) *model.DeploymentView {
+func deploymentView(v *yamledit.DeploymentView, latest map[string]string) *model.DeploymentView {
 	out := &model.DeploymentView{Name: v.Name, Containers: []*model.ContainerView{}}
 	if v.Replicas != nil {
 		n := int(*v.Replicas)
@@ -94,6 +94,9 @@ func deploymentView(v *yamledit.DeploymentView) *model.DeploymentView {
 				Requests: &model.ResourceQuantities{CPU: c.Resources.Requests["cpu"], Memory: c.Resources.Requests["memory"]},
 				Limits:   &model.ResourceQuantities{CPU: c.Resources.Limits["cpu"], Memory: c.Resources.Limits["memory"]},
 			},
+		}
+		if img, ok := latest[service.ImageName(c.Image)]; ok {
+			cv.LatestImage = &img
 		}
 		if p := c.LivenessProbe; p != nil {
 			cv.LivenessProbe = &model.ProbeView{Path: p.Path, Port: p.Port, InitialDelaySeconds: int(p.InitialDelaySeconds)}

@@ -412,6 +412,31 @@ func TestDeployWithGitOpsEndToEnd(t *testing.T) {
 		t.Fatalf("view = %+v", v)
 	}
 
+	// The deploy form offers the latest image the project's ImagePolicy
+	// selected (its status as the watcher records it).
+	var ip struct {
+		CreateImagePolicy struct{ ImagePolicy struct{ ID string } }
+	}
+	s.must(alice, `mutation($in: CreateImagePolicyInput!) { createImagePolicy(input: $in) { imagePolicy { id } } }`,
+		map[string]any{"in": map[string]any{"projectId": pid, "name": "web", "imageRepository": map[string]any{"image": "acme/web", "interval": "5m"},
+			"policy": map[string]any{"policy": "semver", "range": ">=1.0.0"}}}, &ip)
+	if err := db.UpdateResourceStatus(ctx, ip.CreateImagePolicy.ImagePolicy.ID, fluxgate.ResourceStatusUpdate{Status: fluxgate.ResourceReady, LastAppliedRevision: "acme/web:1.2.0"}); err != nil {
+		t.Fatal(err)
+	}
+	var latest struct {
+		EnvironmentConfig struct {
+			Deployments []struct {
+				View struct {
+					Containers []struct{ LatestImage *string }
+				}
+			}
+		}
+	}
+	s.must(alice, `query($id: ID!) { environmentConfig(environmentId: $id) { deployments { view { containers { latestImage } } } } }`, map[string]any{"id": envID}, &latest)
+	if li := latest.EnvironmentConfig.Deployments[0].View.Containers[0].LatestImage; li == nil || *li != "acme/web:1.2.0" {
+		t.Fatalf("latestImage = %v, want acme/web:1.2.0", li)
+	}
+
 	// validateConfig: a misspelled field with its path and line.
 	bad := strings.Replace(devDeploymentYAML, "imagePullPolicy: IfNotPresent", "imagePulPolicy: IfNotPresent", 1)
 	var val struct {

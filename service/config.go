@@ -21,6 +21,10 @@ type EnvironmentConfig struct {
 	Path        string
 	Files       []gitrepo.File
 	Deployments []gitrepo.DeploymentAt
+	// LatestImages maps an image name (no tag) to the newest image the
+	// project's ImagePolicy for it selected, e.g. "acme/web" →
+	// "acme/web:1.4.2": what the deploy form offers.
+	LatestImages map[string]string
 }
 
 // EnvironmentConfig reads an environment's manifests (needs read).
@@ -37,7 +41,54 @@ func (s *Service) EnvironmentConfig(ctx context.Context, envID string) (*Environ
 	if err != nil {
 		return nil, gitError("read manifests", err)
 	}
-	return &EnvironmentConfig{Revision: snap.Revision, Branch: t.branch, Path: snap.Dir, Files: snap.Files, Deployments: gitrepo.DeploymentViews(snap)}, nil
+	latest, err := s.latestImages(ctx, e.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	return &EnvironmentConfig{Revision: snap.Revision, Branch: t.branch, Path: snap.Dir, Files: snap.Files, Deployments: gitrepo.DeploymentViews(snap), LatestImages: latest}, nil
+}
+
+// latestImages reads the project's ImagePolicies (their status, kept
+// current by the cluster watch) and maps the image each one's
+// ImageRepository scans to the latest image it selected.
+func (s *Service) latestImages(ctx context.Context, projectID string) (map[string]string, error) {
+	out := map[string]string{}
+	pols, _, err := s.store.ListResources(ctx, fluxgate.ResourceFilter{ProjectID: projectID, Kind: fluxgate.KindImagePolicy, Page: fluxgate.Page{First: 200}})
+	if err != nil || len(pols) == 0 {
+		return out, err
+	}
+	repos, _, err := s.store.ListResources(ctx, fluxgate.ResourceFilter{ProjectID: projectID, Kind: fluxgate.KindImageRepository, Page: fluxgate.Page{First: 200}})
+	if err != nil {
+		return nil, err
+	}
+	images := map[string]string{} // ImageRepository name → image
+	for _, r := range repos {
+		var spec fluxgate.ImageRepositorySpec
+		if json.Unmarshal(r.Spec, &spec) == nil {
+			images[r.Name] = spec.Image
+		}
+	}
+	for _, p := range pols {
+		var spec fluxgate.ImagePolicySpec
+		if json.Unmarshal(p.Spec, &spec) != nil || p.LastAppliedRevision == "" {
+			continue
+		}
+		if img := images[spec.ImageRepository]; img != "" {
+			out[img] = p.LastAppliedRevision
+		}
+	}
+	return out, nil
+}
+
+// ImageName is an image reference without its tag or digest.
+func ImageName(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
 }
 
 // ValidateConfig checks one YAML document set: syntax (line, column),

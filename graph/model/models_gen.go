@@ -230,6 +230,8 @@ type ContainerView struct {
 	LivenessProbe *ProbeView `json:"livenessProbe,omitempty"`
 	// Environment variables with literal values.
 	Env []*EnvVarView `json:"env"`
+	// The newest image the project's ImagePolicy selected for this container's image (what the deploy form offers); null when no policy watches it or it has not picked one yet.
+	LatestImage *string `json:"latestImage,omitempty"`
 }
 
 // Input of createEnvironment.
