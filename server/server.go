@@ -58,6 +58,10 @@ type Config struct {
 	AllowedOrigins []string
 	// MaxSubscriptions caps subscriptions per websocket (default 100).
 	MaxSubscriptions int
+	// WebsocketWriteTimeout bounds one write to a websocket client
+	// (default 10s); a client that reads nothing for that long is
+	// disconnected.
+	WebsocketWriteTimeout time.Duration
 }
 
 // Server is fluxgate's HTTP server.
@@ -97,6 +101,7 @@ func New(cfg Config) *Server {
 		Authenticate:     s.authenticateSocket,
 		AllowedOrigins:   cfg.AllowedOrigins,
 		MaxSubscriptions: cfg.MaxSubscriptions,
+		WriteTimeout:     cfg.WebsocketWriteTimeout,
 		ErrorFunc: func(ctx context.Context, err error) {
 			cfg.Logger.DebugContext(ctx, "websocket", "err", err)
 		},

@@ -262,7 +262,16 @@ func (c *gorillaConn) WriteJSON(v any) error {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 		return err
 	}
-	return c.conn.WriteJSON(v)
+	if err := c.conn.WriteJSON(v); err != nil {
+		// gorilla's writer is unusable after a failed write (a client that
+		// stopped reading for WriteTimeout, a broken connection): close
+		// the socket, so that the read loop ends and the connection's
+		// subscriptions stop, rather than keep a connection that looks
+		// open but never sends again.
+		_ = c.conn.Close()
+		return err
+	}
+	return nil
 }
 
 func (c *gorillaConn) WriteClose(code int, msg string) error {
