@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/fluxgate/fluxgate"
@@ -406,6 +409,19 @@ func TestWorkloadOf(t *testing.T) {
 		if w.ID != "default_webapp_apps_Deployment" || w.Status != tt.want || w.ReadyPods != tt.ready || w.TotalPods != tt.tot || w.RolledOut() != tt.rolledOut {
 			t.Errorf("%s: %+v", tt.state, w)
 		}
+	}
+	// Typed, as an informer hands it over (no TypeMeta).
+	var typed appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(f.workloadObject("rolling").Object, &typed); err != nil {
+		t.Fatal(err)
+	}
+	typed.TypeMeta = metav1.TypeMeta{}
+	w, err := WorkloadFromObject(&typed)
+	if err != nil || w.ID != "default_webapp_apps_Deployment" || w.Status != status.InProgressStatus || w.ReadyPods != 1 || w.TotalPods != 2 {
+		t.Errorf("typed: %+v %v", w, err)
+	}
+	if _, err := WorkloadFromObject(&appsv1.ReplicaSet{}); err == nil {
+		t.Error("a ReplicaSet was taken for a workload")
 	}
 	svc := f.workloadObject("done")
 	svc.SetAPIVersion("v1")

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/fluxgate/fluxgate"
@@ -20,7 +22,9 @@ type Observation struct {
 	Apply  *ApplyStatus
 	// Workloads are the rolled-out state of workloads (Deployments,
 	// StatefulSets, DaemonSets). Only those listed in Apply.Inventory count
-	// for the environment; others are ignored.
+	// for the environment; others are ignored. Advance takes them as the
+	// state after Flux applied what Apply shows: the Tracker passes only
+	// states seen since it saw the apply.
 	Workloads []Workload
 	// Timeout is the environment's progress timeout: a deployment that
 	// reaches no new step for that long fails. Zero means DefaultTimeout.
@@ -125,6 +129,33 @@ func WorkloadOf(u *unstructured.Unstructured) (Workload, error) {
 	}
 	w.ReadyPods, w.TotalPods = podCounts(u)
 	return w, nil
+}
+
+// WorkloadFromObject is WorkloadOf for an object as an informer hands it
+// over: a typed *appsv1.Deployment, *appsv1.StatefulSet or
+// *appsv1.DaemonSet (whose TypeMeta informers leave empty), or an
+// *unstructured.Unstructured.
+func WorkloadFromObject(obj runtime.Object) (Workload, error) {
+	var kind string
+	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		return WorkloadOf(o)
+	case *appsv1.Deployment:
+		kind = "Deployment"
+	case *appsv1.StatefulSet:
+		kind = "StatefulSet"
+	case *appsv1.DaemonSet:
+		kind = "DaemonSet"
+	default:
+		return Workload{}, fmt.Errorf("workload: unsupported object %T", obj)
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return Workload{}, fmt.Errorf("workload to unstructured: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(kind))
+	return WorkloadOf(u)
 }
 
 // podCounts returns the updated-and-ready and desired pods of a workload.

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/fluxgate/fluxgate"
 )
@@ -156,9 +156,9 @@ func (t *Tracker) ObserveWorkload(ctx context.Context, w Workload) ([]*fluxgate.
 }
 
 // ObserveWorkloadObject is ObserveWorkload for a Deployment, StatefulSet
-// or DaemonSet as the watcher has it (converted to unstructured).
-func (t *Tracker) ObserveWorkloadObject(ctx context.Context, u *unstructured.Unstructured) ([]*fluxgate.Deployment, error) {
-	w, err := WorkloadOf(u)
+// or DaemonSet as an informer hands it over (see WorkloadFromObject).
+func (t *Tracker) ObserveWorkloadObject(ctx context.Context, obj runtime.Object) ([]*fluxgate.Deployment, error) {
+	w, err := WorkloadFromObject(obj)
 	if err != nil {
 		return nil, err
 	}
