@@ -143,8 +143,17 @@ func Advance(d *fluxgate.Deployment, obs Observation, now time.Time) (changed bo
 			m.pods(ev.pods)
 		}
 	}
-	if m.done(stepFetched) && ev.newerApplied != "" {
+	switch {
+	case m.done(stepApplied) && ev.newerApplied != "":
+		// Applied but not yet healthy: the newer revision's rollout
+		// replaces this one.
+		m.supersede("Flux applied a newer revision before this one was healthy: " + ev.newerApplied)
+		return m.changed
+	case m.done(stepFetched) && !m.done(stepApplied) && ev.newerApplied != "":
 		m.supersede("Flux applied a newer revision first: " + ev.newerApplied)
+		return m.changed
+	case m.done(stepFetched) && !m.done(stepApplied) && ev.newerAttempted != "":
+		m.supersede("Flux moved on to a newer revision before applying this one: " + ev.newerAttempted)
 		return m.changed
 	}
 	if ev.sourceFailed && !m.done(stepFetched) && ev.sourceFailedAt.After(d.StartedAt.Add(-time.Second)) {
@@ -155,7 +164,7 @@ func Advance(d *fluxgate.Deployment, obs Observation, now time.Time) (changed bo
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	if last := m.lastProgress(); !now.Before(last.Add(timeout)) {
+	if last := m.lastProgress(); !last.IsZero() && !now.Before(last.Add(timeout)) {
 		step := m.waiting()
 		msg := fmt.Sprintf("timed out waiting for Flux at step %d (%s) after %s", step+1, stepName(step), timeout)
 		if hint := ev.hint(step); hint != "" {
@@ -213,9 +222,11 @@ type evidence struct {
 	failStep int
 	failMsg  string
 
-	// newerApplied is the revision Flux applied (or is health-checking)
-	// that is also the current artifact and is not the commit.
-	newerApplied string
+	// newerAttempted is the current artifact revision when it is not the
+	// commit and the Kustomization attempted it; newerApplied is set too
+	// when it applied it (or is health-checking it).
+	newerAttempted string
+	newerApplied   string
 
 	applyWaiting string // Kustomization's current not-ready message, for timeouts
 }
@@ -270,12 +281,15 @@ func gather(sha string, obs Observation) evidence {
 	ev.pods, ev.rolledOut = rollout(ks.Inventory, obs.Workloads)
 
 	// A newer revision of the branch won: the source moved on from the
-	// commit, and the Kustomization's latest attempt is that revision and
-	// has applied it (or is health-checking it).
+	// commit, and the Kustomization's latest attempt is that revision (the
+	// Kustomization always takes the current artifact, so the commit will
+	// never be applied on its own).
 	if src := obs.Source; src != nil && !ev.applied && !attempted && SHAOf(src.ArtifactRevision) != "" &&
-		!RevisionHas(src.ArtifactRevision, sha) && sameCommit(ks.LastAttemptedRevision, src.ArtifactRevision) &&
-		(sameCommit(ks.LastAppliedRevision, src.ArtifactRevision) || sameCommit(checking, src.ArtifactRevision)) {
-		ev.newerApplied = src.ArtifactRevision
+		!RevisionHas(src.ArtifactRevision, sha) && sameCommit(ks.LastAttemptedRevision, src.ArtifactRevision) {
+		ev.newerAttempted = src.ArtifactRevision
+		if sameCommit(ks.LastAppliedRevision, src.ArtifactRevision) || sameCommit(checking, src.ArtifactRevision) {
+			ev.newerApplied = src.ArtifactRevision
+		}
 	}
 	return ev
 }

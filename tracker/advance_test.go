@@ -172,6 +172,38 @@ func TestAdvanceSequences(t *testing.T) {
 			wantMsg:   map[int]string{stepApplied: "superseded: Flux applied a newer revision first: " + rev(shaC)},
 		},
 		{
+			name: "superseded: Flux moved on to a newer commit that failed to build",
+			sha:  shaB,
+			snaps: []snap{
+				{at: time.Second, obs: func(f *fixtures) Observation {
+					return Observation{Source: f.source(shaB), Apply: f.ready(shaA)}
+				}, want: fluxgate.DeploymentInProgress},
+				{at: 2 * time.Second, obs: func(f *fixtures) Observation {
+					return Observation{Source: f.source(shaC), Apply: f.buildFailed(shaC, shaA)}
+				}, want: fluxgate.DeploymentSuperseded},
+			},
+			wantSteps: [stepCount]string{StepDone, StepDone, StepPending, StepPending},
+			wantMsg:   map[int]string{stepApplied: "superseded: Flux moved on to a newer revision before applying this one: " + rev(shaC)},
+		},
+		{
+			name: "applied, then a newer commit: superseded only once Flux applied it",
+			sha:  shaB,
+			snaps: []snap{
+				{at: time.Second, obs: func(f *fixtures) Observation {
+					return Observation{Source: f.source(shaB), Apply: f.checking(shaB, shaA), Workloads: f.wl("rolling")}
+				}, want: fluxgate.DeploymentInProgress},
+				{at: 2 * time.Second, obs: func(f *fixtures) Observation {
+					return Observation{Source: f.source(shaC), Apply: f.building(shaC, shaA), Workloads: f.wl("rolling")}
+				}, want: fluxgate.DeploymentInProgress},
+				{at: 3 * time.Second, obs: func(f *fixtures) Observation {
+					return Observation{Source: f.source(shaC), Apply: f.checking(shaC, shaA), Workloads: f.wl("rolling")}
+				}, want: fluxgate.DeploymentSuperseded},
+			},
+			wantSteps: [stepCount]string{StepDone, StepDone, StepDone, StepPending},
+			wantMsg:   map[int]string{stepHealthy: "before this one was healthy: " + rev(shaC)},
+			wantPods:  [2]int{1, 2},
+		},
+		{
 			name: "out of order: applied seen before fetched still ends healthy",
 			sha:  shaB,
 			snaps: []snap{
@@ -388,6 +420,14 @@ func TestAdvanceLeavesUntrackedAlone(t *testing.T) {
 		if Advance(d, obs, t0.Add(time.Hour)) || !jsonEqual(t, before, d) {
 			t.Errorf("deployment %s (%s, %q) was advanced", d.ID, d.Status, d.CommitSHA)
 		}
+	}
+}
+
+func TestAdvanceWithoutStartTimeNeverTimesOut(t *testing.T) {
+	d := newDeployment("d1", "env1", shaB, time.Time{})
+	d.Steps[stepCommitted] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: StepPending}
+	if Advance(d, Observation{}, t0.Add(time.Hour)) || d.Status != fluxgate.DeploymentPending {
+		t.Fatalf("a deployment with no reference time was timed out: %+v", d)
 	}
 }
 
