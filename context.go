@@ -7,6 +7,7 @@ type contextKey int
 const (
 	userContextKey contextKey = iota + 1
 	requestIDContextKey
+	streamErrorContextKey
 )
 
 // NewContextWithUser returns a copy of ctx carrying the authenticated user.
@@ -38,4 +39,20 @@ func NewContextWithRequestID(ctx context.Context, id string) context.Context {
 func RequestIDFromContext(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDContextKey).(string)
 	return id
+}
+
+// NewContextWithStreamErrorFunc returns a copy of ctx in which an event
+// stream that ends abnormally (its subscriber was cut off as too slow, a
+// replay failed) tells f why, before its channel is closed. The GraphQL
+// edge uses it to end the subscription with that error rather than with a
+// "complete" the client would take for a normal end.
+func NewContextWithStreamErrorFunc(ctx context.Context, f func(error)) context.Context {
+	return context.WithValue(ctx, streamErrorContextKey, f)
+}
+
+// StreamErrorFuncFromContext returns the function set by
+// NewContextWithStreamErrorFunc, or nil.
+func StreamErrorFuncFromContext(ctx context.Context) func(error) {
+	f, _ := ctx.Value(streamErrorContextKey).(func(error))
+	return f
 }

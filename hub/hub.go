@@ -164,7 +164,7 @@ func (r *runner[T]) run(ctx context.Context, first []fluxgate.Event) {
 			return
 		case ev, ok := <-r.sub.C():
 			if !ok {
-				r.fail(r.sub.Err())
+				r.fail(ctx, r.sub.Err())
 				return
 			}
 			if ev.Type == fluxgate.EventResync && r.req.Replay != nil {
@@ -191,7 +191,7 @@ func (r *runner[T]) backfill(ctx context.Context, after int64, page []fluxgate.E
 			var err error
 			if page, err = r.req.Replay(ctx, after); err != nil {
 				if ctx.Err() == nil {
-					r.fail(fmt.Errorf("replay %s after %d: %w", r.req.Topic, after, err))
+					r.fail(ctx, fmt.Errorf("replay %s after %d: %w", r.req.Topic, after, err))
 				}
 				return false
 			}
@@ -232,17 +232,22 @@ func (r *runner[T]) send(ctx context.Context, ev fluxgate.Event) bool {
 	}
 }
 
-func (r *runner[T]) fail(err error) {
-	r.stream.fail(r.hub.opts.Logger, r.req.Topic, err)
+func (r *runner[T]) fail(ctx context.Context, err error) {
+	r.stream.fail(ctx, r.hub.opts.Logger, r.req.Topic, err)
 }
 
-// fail records why the stream ends, if err is not nil.
-func (s *Stream[T]) fail(log *slog.Logger, topic string, err error) {
+// fail records why the stream ends, if err is not nil, and tells the
+// context's stream error function (fluxgate.NewContextWithStreamErrorFunc)
+// before C is closed.
+func (s *Stream[T]) fail(ctx context.Context, log *slog.Logger, topic string, err error) {
 	if err == nil {
 		return
 	}
 	s.err.Store(&err)
 	log.Warn("event stream ended", "topic", topic, "error", err)
+	if f := fluxgate.StreamErrorFuncFromContext(ctx); f != nil {
+		f(err)
+	}
 }
 
 // window remembers which sequences a stream delivered: all up to floor,

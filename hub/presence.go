@@ -97,7 +97,7 @@ func (h *Hub) runPresence(ctx context.Context, store fluxgate.PresenceStore, req
 			}
 		case _, ok := <-sub.C():
 			if !ok {
-				s.fail(h.opts.Logger, fluxgate.EnvironmentTopic(env), sub.Err())
+				s.fail(ctx, h.opts.Logger, fluxgate.EnvironmentTopic(env), sub.Err())
 				return
 			}
 			// Any change (or a resync) calls for a fresh list; changes

@@ -418,6 +418,9 @@ type wsClient struct {
 	done    chan struct{} // closed when the reader ends
 	readErr error         // why, once done is closed
 	reading atomic.Bool
+	// readDelay, if set before startReading, is a pause after each message
+	// read: a client that reads, but slowly.
+	readDelay time.Duration
 }
 
 func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "http") + "/graphql" }
@@ -495,6 +498,9 @@ func (c *wsClient) startReading() {
 	go func() {
 		defer close(c.done)
 		for {
+			if c.readDelay > 0 {
+				time.Sleep(c.readDelay)
+			}
 			_, data, err := c.conn.ReadMessage()
 			if err != nil {
 				c.readErr = err
@@ -1050,6 +1056,72 @@ func TestRealtimeSlowSubscriber(t *testing.T) {
 	d.b.post(t, kustomizationEvent(t, "demo", "after"))
 	if ev := fast.fluxEvent("1", 10*time.Second); ev.Message != "after" {
 		t.Fatalf("fast client after the cut: %q", ev.Message)
+	}
+}
+
+// TestRealtimeSlowReaderGetsError: a client that reads, but slower than
+// events come, is cut off by the bus; its subscription ends with an error
+// that says so (not a "complete", which a client takes for a normal end),
+// and the connection stays usable to subscribe again.
+func TestRealtimeSlowReaderGetsError(t *testing.T) {
+	d := startDeployment(t)
+	alice := d.a.token("alice", "Alice")
+	p := d.newProject(t, alice, "shop", "Kustomization/demo")
+
+	c := dialWSBuffer(t, d.a.url, protoTransportWS, map[string]any{"authToken": alice}, 64<<10)
+	c.readDelay = 5 * time.Millisecond
+	c.startReading()
+	if m := c.next(10 * time.Second); m.Type != "connection_ack" {
+		t.Fatalf("got %s", m.Type)
+	}
+	c.subscribeFluxEvents("1", p.id, "")
+	d.a.waitActive(t, 1)
+
+	// Events come from replica B's bus, as the service publishes them
+	// once stored, much faster than the client reads.
+	const n = 800
+	pad := strings.Repeat("x", 20000)
+	published := make(chan error, 1)
+	go func() {
+		for i := range n {
+			ev, err := hub.FluxEventMessage(&fluxgate.FluxEvent{Seq: int64(i + 1), ProjectID: p.id, Kind: "Kustomization",
+				Name: "demo", Namespace: "flux-system", Reason: "Progressing", Message: fmt.Sprintf("%03d %s", i, pad),
+				Metadata: json.RawMessage(`{}`), CreatedAt: time.Now()})
+			if err == nil {
+				err = d.b.bus.Publish(context.Background(), fluxgate.ProjectTopic(p.id), ev)
+			}
+			if err != nil {
+				published <- err
+				return
+			}
+		}
+		published <- nil
+	}()
+	got, end := 0, ""
+	for end == "" {
+		data, code := c.result("1", 20*time.Second)
+		switch {
+		case code != "":
+			end = code
+		case data != nil:
+			got++
+		}
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	if got >= n || !strings.HasPrefix(end, "error: UNAVAILABLE: subscriber too slow") {
+		t.Fatalf("slow reader: %d of %d events, then %q; want an UNAVAILABLE too-slow error", got, n, end)
+	}
+	t.Logf("slow reader cut off after %d of %d events: %s", got, n, end)
+
+	// The connection is fine: subscribing again works.
+	d.a.waitActive(t, 0)
+	c.subscribeFluxEvents("2", p.id, "")
+	d.a.waitActive(t, 1)
+	d.b.post(t, kustomizationEvent(t, "demo", "again"))
+	if ev := c.fluxEvent("2", 10*time.Second); ev.Message != "again" {
+		t.Fatalf("after resubscribing: %q", ev.Message)
 	}
 }
 

@@ -13,12 +13,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/auth"
@@ -114,6 +117,7 @@ func New(cfg Config) *Server {
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.Use(operationMetrics{m: m})
 	gql.Use(ws.SubscriptionLimit{})
+	gql.Use(streamErrors{})
 	gql.SetErrorPresenter(errorPresenter(cfg.Logger))
 	gql.SetRecoverFunc(recoverFunc(cfg.Logger))
 
@@ -268,4 +272,32 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// streamErrors ends a subscription whose event stream ended abnormally (the
+// subscriber fell behind and was cut off, a replay failed) with an error
+// message saying why, instead of the "complete" of a normal end: the
+// client knows to subscribe again with its last cursor.
+type streamErrors struct{}
+
+var (
+	_ graphql.HandlerExtension     = streamErrors{}
+	_ graphql.OperationInterceptor = streamErrors{}
+)
+
+func (streamErrors) ExtensionName() string                   { return "StreamErrors" }
+func (streamErrors) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (streamErrors) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+		return next(ctx)
+	}
+	ctx = fluxgate.NewContextWithStreamErrorFunc(ctx, func(err error) {
+		transport.AddSubscriptionError(ctx, &gqlerror.Error{
+			Message:    err.Error() + "; subscribe again, with the cursor of the last event received where there is one",
+			Extensions: map[string]any{"code": extensionCodes[fluxgate.EUNAVAILABLE]},
+		})
+	})
+	return next(ctx)
 }
