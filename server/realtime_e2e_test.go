@@ -790,8 +790,7 @@ func TestRealtimeCrossReplicaPresence(t *testing.T) {
 	onA.presenceUntil("p", 10*time.Second, editing)
 	onB.presenceUntil("p", 10*time.Second, editing)
 
-	// Bob has no presence of his own through A? He does (on B): updating
-	// works from any replica; someone absent gets NOT_FOUND.
+	// Someone with no open presence subscription cannot update one.
 	carol := d.a.token("carol", "Carol")
 	d.addMember(t, alice, p, carol, "VIEWER")
 	res := d.a.do(carol, `mutation($in: UpdatePresenceInput!) { updatePresence(input: $in) { present { userId } } }`,
