@@ -4266,6 +4266,46 @@ func (ec *executionContext) marshalODeployment2ᚖgithubᚗcomᚋfluxgateᚋflux
 	return ec._Deployment(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalODeploymentStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeploymentStatus(ctx context.Context, v any) (*fluxgate.DeploymentStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalODeploymentStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeploymentStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODeploymentStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeploymentStatus(ctx context.Context, sel ast.SelectionSet, v *fluxgate.DeploymentStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalODeploymentStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeploymentStatus[*v])
+	return res
+}
+
+var (
+	unmarshalODeploymentStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeploymentStatus = map[string]fluxgate.DeploymentStatus{
+		"AWAITING_APPROVAL": fluxgate.DeploymentAwaitingApproval,
+		"PENDING":           fluxgate.DeploymentPending,
+		"IN_PROGRESS":       fluxgate.DeploymentInProgress,
+		"SUCCEEDED":         fluxgate.DeploymentSucceeded,
+		"FAILED":            fluxgate.DeploymentFailed,
+		"REJECTED":          fluxgate.DeploymentRejected,
+		"SUPERSEDED":        fluxgate.DeploymentSuperseded,
+	}
+	marshalODeploymentStatus2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeploymentStatus = map[fluxgate.DeploymentStatus]string{
+		fluxgate.DeploymentAwaitingApproval: "AWAITING_APPROVAL",
+		fluxgate.DeploymentPending:          "PENDING",
+		fluxgate.DeploymentInProgress:       "IN_PROGRESS",
+		fluxgate.DeploymentSucceeded:        "SUCCEEDED",
+		fluxgate.DeploymentFailed:           "FAILED",
+		fluxgate.DeploymentRejected:         "REJECTED",
+		fluxgate.DeploymentSuperseded:       "SUPERSEDED",
+	}
+)
+
 func (ec *executionContext) unmarshalOEnvVarInput2ᚕᚖgithubᚗcomᚋfluxgateᚋfluxgateᚋgraphᚋmodelᚐEnvVarInputᚄ(ctx context.Context, v any) ([]*model.EnvVarInput, error) {
 	if v == nil {
 		return nil, nil

@@ -226,6 +226,16 @@ type ComplexityRoot struct {
 		View func(childComplexity int) int
 	}
 
+	DeploymentConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	DeploymentEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	DeploymentStep struct {
 		At        func(childComplexity int) int
 		Message   func(childComplexity int) int
@@ -493,6 +503,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Deployment            func(childComplexity int, id string) int
+		Deployments           func(childComplexity int, projectID string, environmentID *string, status *fluxgate.DeploymentStatus, first *int, after *string) int
 		DiagnoseGitRepository func(childComplexity int, id string) int
 		EnvironmentConfig     func(childComplexity int, environmentID string) int
 		FluxEvents            func(childComplexity int, projectID string, kind *string, severity *string, first *int, after *string) int
@@ -560,6 +571,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
+		DeploymentProgress    func(childComplexity int, deploymentID string) int
 		FluxEvents            func(childComplexity int, projectID string, after *string) int
 		Presence              func(childComplexity int, environmentID string, mode fluxgate.PresenceMode) int
 		ResourceStatusChanged func(childComplexity int, projectID string, environmentID *string) int
@@ -1204,6 +1216,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeploymentConfig.View(childComplexity), true
+
+	case "DeploymentConnection.edges":
+		if e.ComplexityRoot.DeploymentConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentConnection.Edges(childComplexity), true
+	case "DeploymentConnection.pageInfo":
+		if e.ComplexityRoot.DeploymentConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentConnection.PageInfo(childComplexity), true
+
+	case "DeploymentEdge.cursor":
+		if e.ComplexityRoot.DeploymentEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentEdge.Cursor(childComplexity), true
+	case "DeploymentEdge.node":
+		if e.ComplexityRoot.DeploymentEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentEdge.Node(childComplexity), true
 
 	case "DeploymentStep.at":
 		if e.ComplexityRoot.DeploymentStep.At == nil {
@@ -2464,6 +2502,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Deployment(childComplexity, args["id"].(string)), true
+	case "Query.deployments":
+		if e.ComplexityRoot.Query.Deployments == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deployments_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Deployments(childComplexity, args["projectId"].(string), args["environmentId"].(*string), args["status"].(*fluxgate.DeploymentStatus), args["first"].(*int), args["after"].(*string)), true
 	case "Query.diagnoseGitRepository":
 		if e.ComplexityRoot.Query.DiagnoseGitRepository == nil {
 			break
@@ -2769,6 +2818,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SetRepositoryCredentialsPayload.Type(childComplexity), true
 
+	case "Subscription.deploymentProgress":
+		if e.ComplexityRoot.Subscription.DeploymentProgress == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_deploymentProgress_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DeploymentProgress(childComplexity, args["deploymentId"].(string)), true
 	case "Subscription.fluxEvents":
 		if e.ComplexityRoot.Subscription.FluxEvents == nil {
 			break
@@ -4819,6 +4879,51 @@ type DiagnosticIssue {
   suggestion: String!
 }
 `, BuiltIn: false},
+	{Name: "../schema/progress.graphqls", Input: `extend type Query {
+  """
+  A project's deployments, newest first, optionally one environment's and/or
+  one status's. Only deployments to environments the caller may read are listed.
+  """
+  deployments(
+    "The project's id."
+    projectId: ID!
+    "Only this environment's deployments."
+    environmentId: ID
+    "Only deployments with this status."
+    status: DeploymentStatus
+    "Page size (default 50, at most 200)."
+    first: Int
+    "Cursor of the last deployment of the previous page."
+    after: String
+  ): DeploymentConnection!
+}
+
+extend type Subscription {
+  """
+  A deployment's progress: its current state first, then every change as Flux
+  fetches, applies and rolls it out. The stream completes once the deployment
+  reaches a final status (succeeded, failed, rejected or superseded). Needs
+  read on the deployment's environment.
+  """
+  deploymentProgress("The deployment's id." deploymentId: ID!): Deployment!
+}
+
+"A page of deployments."
+type DeploymentConnection {
+  "The deployments with their cursors."
+  edges: [DeploymentEdge!]!
+  "Pagination state."
+  pageInfo: PageInfo!
+}
+
+"A deployment and its cursor."
+type DeploymentEdge {
+  "Opaque cursor of this deployment."
+  cursor: String!
+  "The deployment."
+  node: Deployment!
+}
+`, BuiltIn: false},
 	{Name: "../schema/realtime.graphqls", Input: `"""
 Live updates over websockets (graphql-transport-ws, or the legacy graphql-ws).
 Authenticate in connection_init with {"authToken": "<token>"}.
@@ -5388,6 +5493,26 @@ func (ec *executionContext) childFields_DeploymentConfig(ctx context.Context, fi
 		return ec.fieldContext_DeploymentConfig_view(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeploymentConfig", field.Name)
+}
+
+func (ec *executionContext) childFields_DeploymentConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DeploymentConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DeploymentConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeploymentConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DeploymentEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_DeploymentEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_DeploymentEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeploymentEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_DeploymentStep(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

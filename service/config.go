@@ -226,5 +226,6 @@ func (s *Service) CommitConfigChanges(ctx context.Context, in ConfigChangeInput)
 	}
 	s.requestReconcile(ctx, e)
 	s.publishDeployment(ctx, d)
+	s.trackDeployment(ctx, d)
 	return &CommitConfigResult{CommitSHA: res.SHA, Deployment: d}, nil
 }

@@ -218,6 +218,7 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 	}
 	s.requestReconcile(ctx, e)
 	s.publishDeployment(ctx, d)
+	s.trackDeployment(ctx, d)
 	return &DeployResult{Deployment: d, Message: fmt.Sprintf("committed %s to %s; Flux was asked to apply it now", shortSHA(res.SHA), res.Branch)}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/gitrepo"
 	"github.com/fluxgate/fluxgate/hub"
+	"github.com/fluxgate/fluxgate/tracker"
 )
 
 // Service implements fluxgate's use cases over a Store.
@@ -30,6 +31,8 @@ type Service struct {
 	git              *gitrepo.Workspace
 	sealer           *gitrepo.Sealer
 	allowFileRemotes bool
+
+	tracker *tracker.Tracker
 }
 
 // Option configures a Service.
@@ -57,6 +60,7 @@ func New(store fluxgate.Store, opts ...Option) *Service {
 	for _, o := range opts {
 		o(s)
 	}
+	s.tracker = s.newTracker()
 	return s
 }
 

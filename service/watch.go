@@ -40,16 +40,24 @@ func (w *WatchSink) resourceFor(ctx context.Context, ref k8s.ResourceRef) (*flux
 	return nil, false, err
 }
 
-// ResourceChanged stores the object's new status and publishes it.
+// ResourceChanged stores the object's new status and publishes it, and
+// passes an environment's GitRepository and Kustomization status to the
+// deployment tracker (always: the tracker's state is in memory, and a
+// repeated observation changes nothing).
 func (w *WatchSink) ResourceChanged(ctx context.Context, ch k8s.ResourceChange) error {
 	r, ok, err := w.resourceFor(ctx, ch.ResourceRef)
 	if err != nil || !ok {
 		return err
 	}
-	if sameStatus(r, ch.Status) {
-		return nil
+	if !sameStatus(r, ch.Status) {
+		if err := w.s.ApplyResourceStatus(ctx, r.ID, ch.Status); err != nil {
+			return err
+		}
 	}
-	return w.s.ApplyResourceStatus(ctx, r.ID, ch.Status)
+	if ch.EnvironmentID == "" && r.EnvironmentID != nil {
+		ch.EnvironmentID = *r.EnvironmentID
+	}
+	return w.observeFlux(ctx, ch)
 }
 
 // sameStatus reports whether an update would change nothing.
@@ -73,8 +81,12 @@ func sameStatus(r *fluxgate.GitOpsResource, u fluxgate.ResourceStatusUpdate) boo
 	return true
 }
 
-// ResourceDeleted marks a live row whose object disappeared as failed.
+// ResourceDeleted marks a live row whose object disappeared as failed and
+// makes the tracker forget the environment's Flux state.
 func (w *WatchSink) ResourceDeleted(ctx context.Context, ref k8s.ResourceRef) error {
+	if ref.EnvironmentID != "" && (ref.Kind == fluxgate.KindGitRepository || ref.Kind == fluxgate.KindKustomization) {
+		w.s.tracker.ForgetEnvironment(ref.EnvironmentID)
+	}
 	r, ok, err := w.resourceFor(ctx, ref)
 	if err != nil || !ok {
 		return err

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
@@ -142,7 +144,7 @@ func (m *Main) connectCluster(ctx context.Context, cfg *rest.Config, src *cluste
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := el.Run(ctx, w.Run); err != nil && ctx.Err() == nil {
+		if err := el.Run(ctx, leaderRun(svc, w, m.logger)); err != nil && ctx.Err() == nil {
 			m.logger.Error("cluster watcher stopped", "err", err)
 		}
 	}()
@@ -277,4 +279,18 @@ func (l localFlux) FluxHealth(ctx context.Context) (*k8s.FluxHealth, error) {
 		h.Ready = h.Ready && ready
 	}
 	return h, nil
+}
+
+// leaderRun is what the Lease holder runs: the deployment tracker resumes
+// the open deployments and checks their timeouts while the watcher feeds
+// it (docs/deployment-tracking.md).
+func leaderRun(svc *service.Service, w *k8s.Watcher, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := svc.Tracker()
+		if _, err := t.Resume(ctx); err != nil {
+			log.Warn("resume deployment tracking", "err", err)
+		}
+		go t.Run(ctx, 15*time.Second)
+		return w.Run(ctx)
+	}
 }

@@ -466,6 +466,22 @@ type DeploymentConfig struct {
 	View *DeploymentView `json:"view"`
 }
 
+// A page of deployments.
+type DeploymentConnection struct {
+	// The deployments with their cursors.
+	Edges []*DeploymentEdge `json:"edges"`
+	// Pagination state.
+	PageInfo *fluxgate.PageInfo `json:"pageInfo"`
+}
+
+// A deployment and its cursor.
+type DeploymentEdge struct {
+	// Opaque cursor of this deployment.
+	Cursor string `json:"cursor"`
+	// The deployment.
+	Node *fluxgate.Deployment `json:"node"`
+}
+
 // The editable fields of a Deployment.
 type DeploymentView struct {
 	// metadata.name.
