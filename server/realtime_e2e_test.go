@@ -1068,7 +1068,7 @@ func TestRealtimeSlowReaderGetsError(t *testing.T) {
 	p := d.newProject(t, alice, "shop", "Kustomization/demo")
 
 	c := dialWSBuffer(t, d.a.url, protoTransportWS, map[string]any{"authToken": alice}, 64<<10)
-	c.readDelay = 5 * time.Millisecond
+	c.readDelay = 20 * time.Millisecond
 	c.startReading()
 	if m := c.next(10 * time.Second); m.Type != "connection_ack" {
 		t.Fatalf("got %s", m.Type)
@@ -1078,8 +1078,11 @@ func TestRealtimeSlowReaderGetsError(t *testing.T) {
 
 	// Events come from replica B's bus, as the service publishes them
 	// once stored, much faster than the client reads.
-	const n = 800
-	pad := strings.Repeat("x", 20000)
+	// Large events, so that the server's send buffer (a few MB at most)
+	// holds few of them, and a client far slower than the server, even
+	// under the race detector on a loaded machine.
+	const n = 500
+	pad := strings.Repeat("x", 50000)
 	published := make(chan error, 1)
 	go func() {
 		for i := range n {

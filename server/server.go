@@ -136,6 +136,17 @@ func New(cfg Config) *Server {
 		mux.Handle("GET /{$}", playground.Handler("fluxgate", "/graphql"))
 	}
 	s.handler = s.requestID(mux)
+	// Built here, not in Serve, so that Shutdown never races with Serve.
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	// net/http's Shutdown does not wait for hijacked (websocket)
+	// connections: cancelling the base context ends their subscriptions.
+	s.http.RegisterOnShutdown(s.cancel)
 	return s
 }
 
@@ -157,16 +168,6 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve serves until Shutdown. Listen must have been called.
 func (s *Server) Serve() error {
-	s.http = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
-		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
-	}
-	// net/http's Shutdown does not wait for hijacked (websocket)
-	// connections: cancelling the base context ends their subscriptions.
-	s.http.RegisterOnShutdown(s.cancel)
 	err := s.http.Serve(s.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
