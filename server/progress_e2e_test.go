@@ -122,10 +122,6 @@ func TestDeploymentProgressOverWebsocket(t *testing.T) {
 	alice := d.a.token("alice", "Alice")
 	outsider := d.a.token("mallory", "Mallory")
 	p := d.newProject(t, alice, "shop", "GitRepository/shop", "Kustomization/shop")
-	// One request to replica B, otherwise unused here: server.Serve sets
-	// its http.Server unsynchronised with Shutdown, and a replica never
-	// contacted trips the race detector at cleanup.
-	d.b.must(alice, `{ __typename }`, nil, nil)
 	leader := service.New(d.b.db, service.WithPublisher(d.b.bus), service.WithLogger(testLogger("leader")))
 	flux := newFluxStates(t, leader.WatchSink(), p.resources["GitRepository/shop"], p.resources["Kustomization/shop"])
 	flux.source(shaA)
