@@ -230,7 +230,9 @@ func TestGitOpsResourcesOnRealAPIServer(t *testing.T) {
 	// The audit log names every change.
 	var audit struct {
 		Project struct {
-			AuditLog struct{ Edges []struct{ Node struct{ Action string } } }
+			AuditLog struct {
+				Edges []struct{ Node struct{ Action string } }
+			}
 		}
 	}
 	cs.must(alice, `query($id: ID) { project(id: $id) { auditLog(first: 50) { edges { node { action } } } } }`, map[string]any{"id": pid}, &audit)
