@@ -139,7 +139,10 @@ func (a *app) waitReady(t *testing.T, revision string, timeout time.Duration) {
 		if err != nil || c == nil {
 			return false, fmt.Sprint(err)
 		}
-		ok := c.Status == metav1.ConditionTrue && (revision == "" || a.ks.Status.LastAppliedRevision == revision)
+		// Ready=True can be read before the same reconcile's
+		// lastAppliedRevision: wait for both.
+		applied := a.ks.Status.LastAppliedRevision
+		ok := c.Status == metav1.ConditionTrue && applied != "" && (revision == "" || applied == revision)
 		return ok, fmt.Sprintf("%s: %s (applied %s)", c.Reason, c.Message, a.ks.Status.LastAppliedRevision)
 	})
 }
