@@ -63,21 +63,9 @@ type Client struct {
 
 // New returns a Client for the cluster cfg points at.
 func New(cfg *rest.Config, opts Options) (*Client, error) {
-	scheme, err := NewScheme()
+	c, _, err := newKubeClient(cfg)
 	if err != nil {
 		return nil, err
-	}
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes http client: %w", err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes rest mapper: %w", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: httpClient})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return NewFromClient(c, opts), nil
 }
@@ -406,4 +394,26 @@ type wrapped struct {
 func (w *wrapped) Error() string { return w.msg + ": " + w.err.Error() }
 func (w *wrapped) Unwrap() []error {
 	return []error{&fluxgate.Error{Code: w.code, Field: w.field, Message: w.msg}, w.err}
+}
+
+// newKubeClient returns a controller-runtime client (with watch) for cfg,
+// using fluxgate's scheme and a dynamic REST mapper.
+func newKubeClient(cfg *rest.Config) (client.WithWatch, apimeta.RESTMapper, error) {
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, nil, err
+	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes http client: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes rest mapper: %w", err)
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: httpClient})
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, mapper, nil
 }

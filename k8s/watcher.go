@@ -22,7 +22,6 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/fluxgate/fluxgate"
 )
@@ -140,21 +139,9 @@ type Watcher struct {
 
 // NewWatcher returns a Watcher for the cluster cfg points at.
 func NewWatcher(cfg *rest.Config, sink Sink, opts WatcherOptions) (*Watcher, error) {
-	scheme, err := NewScheme()
+	c, mapper, err := newKubeClient(cfg)
 	if err != nil {
 		return nil, err
-	}
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes http client: %w", err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes rest mapper: %w", err)
-	}
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: httpClient})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return newWatcher(c, mapper, sink, opts)
 }
