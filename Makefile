@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.Version=$(VERSION)
 IMAGE     ?= fluxgate:$(VERSION)
 
-.PHONY: run test test-short generate lint verify build docker bench tidy
+.PHONY: run test test-short generate lint verify build docker bench crds cluster-build
 
 ## run: serve on the embedded defaults (SQLite, in-memory bus, local cluster, development auth)
 run:
@@ -44,3 +44,11 @@ docker:
 ## bench: benchmarks that print figures
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## crds: regenerate the Flux CRDs in config/crd/bases with controller-gen (takes minutes)
+crds:
+	tools/crdgen/generate.sh
+
+## cluster-build: build and cache the local cluster's binaries (first run of `make run` does it too)
+cluster-build:
+	$(GO) run ./cmd/fluxgate cluster build
