@@ -14,12 +14,13 @@ import (
 	"github.com/fluxgate/fluxgate/store/storetest"
 )
 
-// fixtureEvent reads a payload notification-controller really sent.
+// fixtureEvent reads a payload notification-controller really sent
+// (copied from the shared fixtures into testdata/).
 func fixtureEvent(t *testing.T, name string) *fluxgate.FluxEvent {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "flux-events", name))
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
-		t.Skipf("fixture %s not available: %v", name, err)
+		t.Fatalf("fixture %s: %v", name, err)
 	}
 	var p struct {
 		InvolvedObject            struct{ Kind, Namespace, Name string }
