@@ -16,20 +16,6 @@ import (
 	"github.com/fluxgate/fluxgate/redis"
 )
 
-// redisURL returns REDIS_URL, skipping the test when it is unset unless
-// FLUXGATE_REQUIRE_REDIS=1 (CI), which makes it fail instead.
-func redisURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		if os.Getenv("FLUXGATE_REQUIRE_REDIS") == "1" {
-			t.Fatal("REDIS_URL is not set and FLUXGATE_REQUIRE_REDIS=1")
-		}
-		t.Skip("REDIS_URL not set: set it (e.g. redis://127.0.0.1:6379/0) to run the Redis tests")
-	}
-	return url
-}
-
 var clientSeq atomic.Int64
 
 // openClient returns a client whose connections carry a unique name, so
@@ -37,7 +23,7 @@ var clientSeq atomic.Int64
 func openClient(t testing.TB) (*goredis.Client, string) {
 	t.Helper()
 	name := fmt.Sprintf("fluxgate-test-%d-%d", os.Getpid(), clientSeq.Add(1))
-	client, err := redis.Open(context.Background(), redisURL(t), name)
+	client, err := redis.Open(context.Background(), bustest.RedisURL(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}

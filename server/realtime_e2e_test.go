@@ -31,6 +31,7 @@ import (
 
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/auth"
+	"github.com/fluxgate/fluxgate/bustest"
 	"github.com/fluxgate/fluxgate/hub"
 	"github.com/fluxgate/fluxgate/inmem"
 	"github.com/fluxgate/fluxgate/redis"
@@ -49,20 +50,6 @@ const (
 	protoTransportWS = "graphql-transport-ws" // the graphql-ws npm client
 	protoLegacyWS    = "graphql-ws"           // subscriptions-transport-ws
 )
-
-// redisTestURL returns REDIS_URL, skipping the test when it is unset
-// unless FLUXGATE_REQUIRE_REDIS=1, which makes it fail.
-func redisTestURL(tb testing.TB) string {
-	tb.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		if os.Getenv("FLUXGATE_REQUIRE_REDIS") == "1" {
-			tb.Fatal("REDIS_URL is not set but FLUXGATE_REQUIRE_REDIS=1: Redis tests are required")
-		}
-		tb.Skip("Redis tests skipped: set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run them")
-	}
-	return url
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -94,7 +81,7 @@ type deployment struct {
 // DATABASE_URL or REDIS_URL (unless required).
 func startDeployment(tb testing.TB) *deployment {
 	tb.Helper()
-	url := redisTestURL(tb)
+	url := bustest.RedisURL(tb)
 	dsn := storetest.PostgresDSN(tb)
 	id := randomHex(6)
 	d := &deployment{prefix: "fluxgate-e2e:" + id + ":", proxyA: startRedisProxy(tb, url), dsn: dsn}

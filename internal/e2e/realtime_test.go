@@ -21,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/fluxgate/fluxgate"
+	"github.com/fluxgate/fluxgate/bustest"
 	"github.com/fluxgate/fluxgate/hub"
 	"github.com/fluxgate/fluxgate/redis"
 	"github.com/fluxgate/fluxgate/server/ws"
@@ -268,13 +269,7 @@ func (c *wsClient) quiet(d time.Duration) {
 }
 
 func TestWebhookOnOneReplicaReachesSubscriberOnAnother(t *testing.T) {
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		if os.Getenv("FLUXGATE_REQUIRE_REDIS") == "1" {
-			t.Fatal("REDIS_URL is not set and FLUXGATE_REQUIRE_REDIS=1")
-		}
-		t.Skip("REDIS_URL not set")
-	}
+	url := bustest.RedisURL(t)
 	prefix := fmt.Sprintf("fluxgate-e2e:%d:", time.Now().UnixNano())
 	db := &database{}
 	a, b := newReplica(t, url, prefix, db), newReplica(t, url, prefix, db)
