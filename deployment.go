@@ -71,13 +71,21 @@ type Deployment struct {
 	Method        DeploymentMethod `json:"method" db:"method"`
 	Message       string           `json:"message" db:"message"`
 	DeployedBy    string           `json:"deployedBy" db:"deployed_by"`
-	Change        json.RawMessage  `json:"change" db:"change"`
-	Steps         []DeploymentStep `json:"steps" db:"steps"`
-	RollbackOf    *string          `json:"rollbackOf,omitempty" db:"rollback_of"`
-	StartedAt     time.Time        `json:"startedAt" db:"started_at"`
-	FinishedAt    *time.Time       `json:"finishedAt,omitempty" db:"finished_at"`
-	CreatedAt     time.Time        `json:"createdAt" db:"created_at"`
-	UpdatedAt     time.Time        `json:"updatedAt" db:"updated_at"`
+	// CommitAuthor is the Git author of CommitSHA.
+	CommitAuthor CommitAuthor     `json:"commitAuthor"`
+	Change       json.RawMessage  `json:"change" db:"change"`
+	Steps        []DeploymentStep `json:"steps" db:"steps"`
+	RollbackOf   *string          `json:"rollbackOf,omitempty" db:"rollback_of"`
+	StartedAt    time.Time        `json:"startedAt" db:"started_at"`
+	FinishedAt   *time.Time       `json:"finishedAt,omitempty" db:"finished_at"`
+	CreatedAt    time.Time        `json:"createdAt" db:"created_at"`
+	UpdatedAt    time.Time        `json:"updatedAt" db:"updated_at"`
+}
+
+// CommitAuthor is a commit's author as Git records it.
+type CommitAuthor struct {
+	Name  string `json:"name" db:"commit_author_name"`
+	Email string `json:"email" db:"commit_author_email"`
 }
 
 // DeploymentFilter narrows a deployment listing.

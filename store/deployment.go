@@ -9,14 +9,14 @@ import (
 
 const deploymentCols = `id, project_id, environment_id, resource_id, version, commit_sha, branch, strategy,
 	status, method, message, deployed_by, change, steps, rollback_of, started_at, finished_at,
-	created_at, updated_at`
+	created_at, updated_at, commit_author_name, commit_author_email`
 
 func scanDeployment(row scanner) (*fluxgate.Deployment, error) {
 	var d fluxgate.Deployment
 	err := row.Scan(&d.ID, &d.ProjectID, &d.EnvironmentID, nullStrCol{&d.ResourceID}, &d.Version, &d.CommitSHA,
 		&d.Branch, &d.Strategy, &d.Status, &d.Method, &d.Message, &d.DeployedBy, rawJSONCol{&d.Change},
 		jsonCol{&d.Steps}, nullStrCol{&d.RollbackOf}, timeCol{&d.StartedAt}, nullTimeCol{&d.FinishedAt},
-		timeCol{&d.CreatedAt}, timeCol{&d.UpdatedAt})
+		timeCol{&d.CreatedAt}, timeCol{&d.UpdatedAt}, &d.CommitAuthor.Name, &d.CommitAuthor.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -62,10 +62,10 @@ func (db *DB) CreateDeployment(ctx context.Context, d *fluxgate.Deployment) erro
 		}
 		d.StartedAt = timeArg(d.StartedAt)
 		_, err = db.w(ctx).ExecContext(ctx, db.q(`INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			d.ID, d.ProjectID, d.EnvironmentID, strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch,
 			d.Strategy, string(d.Status), string(d.Method), d.Message, d.DeployedBy, change, steps,
-			strPtrArg(d.RollbackOf), d.StartedAt, timePtrArg(d.FinishedAt), now, now)
+			strPtrArg(d.RollbackOf), d.StartedAt, timePtrArg(d.FinishedAt), now, now, d.CommitAuthor.Name, d.CommitAuthor.Email)
 		if err != nil {
 			return dbError(err, "deployment "+d.ID)
 		}
@@ -160,11 +160,12 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *fluxgate.Deployment) erro
 	now := db.now()
 	res, err := db.w(ctx).ExecContext(ctx, db.q(`UPDATE deployments SET resource_id = ?, version = ?,
 		commit_sha = ?, branch = ?, strategy = ?, status = ?, method = ?, message = ?, deployed_by = ?,
-		change = ?, steps = ?, rollback_of = ?, started_at = ?, finished_at = ?, updated_at = ?
+		change = ?, steps = ?, rollback_of = ?, started_at = ?, finished_at = ?, updated_at = ?,
+		commit_author_name = ?, commit_author_email = ?
 		WHERE id = ?`),
 		strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch, d.Strategy, string(d.Status), string(d.Method),
 		d.Message, d.DeployedBy, change, steps, strPtrArg(d.RollbackOf), timeArg(d.StartedAt),
-		timePtrArg(d.FinishedAt), now, d.ID)
+		timePtrArg(d.FinishedAt), now, d.CommitAuthor.Name, d.CommitAuthor.Email, d.ID)
 	if err := affectedOne(res, err, "deployment "+d.ID); err != nil {
 		return err
 	}

@@ -523,7 +523,8 @@ func testDeployments(t *testing.T, s fluxgate.Store) {
 		ProjectID: p.ID, EnvironmentID: dev.ID, ResourceID: &res.ID, Version: "1.2.3", CommitSHA: "sha-1",
 		Branch: "dev", Strategy: "rolling", Status: fluxgate.DeploymentInProgress, Method: fluxgate.MethodGitOpsUI,
 		Message: "chore(deploy): update image", DeployedBy: "u1",
-		Change: json.RawMessage(`{"image":"web:1.2.3","replicas":3}`),
+		CommitAuthor: fluxgate.CommitAuthor{Name: "Ada Lovelace", Email: "ada@example.com"},
+		Change:       json.RawMessage(`{"image":"web:1.2.3","replicas":3}`),
 		Steps: []fluxgate.DeploymentStep{
 			{Name: fluxgate.StepCommitted, Status: "done", At: ptr(utc(1))},
 			{Name: fluxgate.StepFetched, Status: "pending"},
@@ -591,6 +592,7 @@ func testDeployments(t *testing.T, s fluxgate.Store) {
 	}
 	d.Steps[3].ReadyPods = 3
 	d.Message = "done"
+	d.CommitAuthor.Name = "Ada King"
 	must(t, s.UpdateDeployment(ctx, d))
 	got, err = s.GetDeployment(ctx, d.ID)
 	must(t, err)
