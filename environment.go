@@ -27,6 +27,22 @@ type EnvironmentGitOps struct {
 	GitBranch    string `json:"gitBranch"`
 	GitPath      string `json:"gitPath"`
 	SyncInterval string `json:"syncInterval"`
+	// ProgressTimeout is how long a deployment may wait for Flux's next
+	// step before it fails (a duration; empty: DefaultProgressTimeout).
+	ProgressTimeout string `json:"progressTimeout,omitempty"`
+}
+
+// DefaultProgressTimeout is an environment's progress timeout when it sets
+// none.
+const DefaultProgressTimeout = 10 * time.Minute
+
+// ProgressTimeoutOrDefault is the environment's progress timeout as a
+// duration.
+func (g EnvironmentGitOps) ProgressTimeoutOrDefault() time.Duration {
+	if d, err := time.ParseDuration(g.ProgressTimeout); err == nil && d > 0 {
+		return d
+	}
+	return DefaultProgressTimeout
 }
 
 // ApprovalPolicy holds deploys to an environment until enough approvers agree.

@@ -22,6 +22,7 @@ import (
 
 type DeploymentResolver interface {
 	DeployedBy(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.User, error)
+	CommitAuthor(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.CommitAuthor, error)
 	Environment(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.Environment, error)
 }
 type DeploymentStepResolver interface {
@@ -35,6 +36,52 @@ type DeploymentStepResolver interface {
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _CommitAuthor_name(ctx context.Context, field graphql.CollectedField, obj *fluxgate.CommitAuthor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommitAuthor_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommitAuthor_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommitAuthor", field, false, false, "String")
+}
+
+func (ec *executionContext) _CommitAuthor_email(ctx context.Context, field graphql.CollectedField, obj *fluxgate.CommitAuthor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommitAuthor_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommitAuthor_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommitAuthor", field, false, false, "String")
+}
 
 func (ec *executionContext) _ConfigChange_op(ctx context.Context, field graphql.CollectedField, obj *yamledit.Change) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -1289,6 +1336,38 @@ func (ec *executionContext) fieldContext_Deployment_deployedBy(_ context.Context
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Deployment_commitAuthor(ctx context.Context, field graphql.CollectedField, obj *fluxgate.Deployment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Deployment_commitAuthor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Deployment().CommitAuthor(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *fluxgate.CommitAuthor) graphql.Marshaler {
+			return ec.marshalOCommitAuthor2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐCommitAuthor(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Deployment_commitAuthor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Deployment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommitAuthor(ctx, field)
 		},
 	}
 	return fc, nil
@@ -2785,6 +2864,44 @@ func (ec *executionContext) _CommitConfigResult(ctx context.Context, sel ast.Sel
 
 // region    **************************** object.gotpl ****************************
 
+var commitAuthorImplementors = []string{"CommitAuthor"}
+
+func (ec *executionContext) _CommitAuthor(ctx context.Context, sel ast.SelectionSet, obj *fluxgate.CommitAuthor) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, commitAuthorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CommitAuthor")
+		case "name":
+			out.Values[i] = ec._CommitAuthor_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._CommitAuthor_email(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var configChangeImplementors = []string{"ConfigChange"}
 
 func (ec *executionContext) _ConfigChange(ctx context.Context, sel ast.SelectionSet, obj *yamledit.Change) graphql.Marshaler {
@@ -3382,6 +3499,12 @@ func (ec *executionContext) _Deployment(ctx context.Context, sel ast.SelectionSe
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Deployment_deployedBy(ctx, field, obj)
+				})
+		case "commitAuthor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Deployment_commitAuthor(ctx, field, obj)
 				})
 		case "environment":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -4240,6 +4363,13 @@ func (ec *executionContext) marshalNSetRepositoryCredentialsPayload2ᚖgithubᚗ
 		return graphql.Null
 	}
 	return ec._SetRepositoryCredentialsPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCommitAuthor2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐCommitAuthor(ctx context.Context, sel ast.SelectionSet, v *fluxgate.CommitAuthor) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CommitAuthor(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOConfigFileInput2ᚕᚖgithubᚗcomᚋfluxgateᚋfluxgateᚋgraphᚋmodelᚐConfigFileInputᚄ(ctx context.Context, v any) ([]*model.ConfigFileInput, error) {

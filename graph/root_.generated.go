@@ -80,6 +80,11 @@ type ComplexityRoot struct {
 		Resources func(childComplexity int) int
 	}
 
+	CommitAuthor struct {
+		Email func(childComplexity int) int
+		Name  func(childComplexity int) int
+	}
+
 	Condition struct {
 		LastTransitionTime func(childComplexity int) int
 		Message            func(childComplexity int) int
@@ -206,19 +211,20 @@ type ComplexityRoot struct {
 	}
 
 	Deployment struct {
-		Branch      func(childComplexity int) int
-		CommitSHA   func(childComplexity int) int
-		CreatedAt   func(childComplexity int) int
-		DeployedBy  func(childComplexity int) int
-		Environment func(childComplexity int) int
-		FinishedAt  func(childComplexity int) int
-		ID          func(childComplexity int) int
-		Message     func(childComplexity int) int
-		Method      func(childComplexity int) int
-		StartedAt   func(childComplexity int) int
-		Status      func(childComplexity int) int
-		Steps       func(childComplexity int) int
-		Version     func(childComplexity int) int
+		Branch       func(childComplexity int) int
+		CommitAuthor func(childComplexity int) int
+		CommitSHA    func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		DeployedBy   func(childComplexity int) int
+		Environment  func(childComplexity int) int
+		FinishedAt   func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Message      func(childComplexity int) int
+		Method       func(childComplexity int) int
+		StartedAt    func(childComplexity int) int
+		Status       func(childComplexity int) int
+		Steps        func(childComplexity int) int
+		Version      func(childComplexity int) int
 	}
 
 	DeploymentConfig struct {
@@ -298,11 +304,12 @@ type ComplexityRoot struct {
 	}
 
 	EnvironmentGitOps struct {
-		AutoSync     func(childComplexity int) int
-		Enabled      func(childComplexity int) int
-		GitBranch    func(childComplexity int) int
-		GitPath      func(childComplexity int) int
-		SyncInterval func(childComplexity int) int
+		AutoSync        func(childComplexity int) int
+		Enabled         func(childComplexity int) int
+		GitBranch       func(childComplexity int) int
+		GitPath         func(childComplexity int) int
+		ProgressTimeout func(childComplexity int) int
+		SyncInterval    func(childComplexity int) int
 	}
 
 	EnvironmentPermission struct {
@@ -749,6 +756,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.BatchCreateResourcesPayload.Resources(childComplexity), true
 
+	case "CommitAuthor.email":
+		if e.ComplexityRoot.CommitAuthor.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommitAuthor.Email(childComplexity), true
+	case "CommitAuthor.name":
+		if e.ComplexityRoot.CommitAuthor.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommitAuthor.Name(childComplexity), true
+
 	case "Condition.lastTransitionTime":
 		if e.ComplexityRoot.Condition.LastTransitionTime == nil {
 			break
@@ -1131,6 +1151,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Deployment.Branch(childComplexity), true
+	case "Deployment.commitAuthor":
+		if e.ComplexityRoot.Deployment.CommitAuthor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.CommitAuthor(childComplexity), true
 	case "Deployment.commitSha":
 		if e.ComplexityRoot.Deployment.CommitSHA == nil {
 			break
@@ -1497,6 +1523,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EnvironmentGitOps.GitPath(childComplexity), true
+	case "EnvironmentGitOps.progressTimeout":
+		if e.ComplexityRoot.EnvironmentGitOps.ProgressTimeout == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EnvironmentGitOps.ProgressTimeout(childComplexity), true
 	case "EnvironmentGitOps.syncInterval":
 		if e.ComplexityRoot.EnvironmentGitOps.SyncInterval == nil {
 			break
@@ -3411,6 +3443,8 @@ type EnvironmentGitOps {
   gitPath: String!
   "How often Flux reconciles, e.g. 1m."
   syncInterval: String!
+  "How long a deployment may wait for Flux's next step before it fails, e.g. 10m; empty: 10m."
+  progressTimeout: String!
 }
 
 "Approval policy of an environment."
@@ -3615,6 +3649,8 @@ input EnvironmentGitOpsInput {
   gitPath: String!
   "Reconcile interval, e.g. 30s, 1m, 10m."
   syncInterval: String!
+  "How long a deployment may wait for Flux's next step before it fails: 30s to 24h (default 10m)."
+  progressTimeout: String
 }
 
 "Approval policy input."
@@ -3943,6 +3979,8 @@ type Deployment implements Node {
   message: String!
   "Who deployed; null for deployments that came from a push."
   deployedBy: User
+  "The Git author of the commit (for pushes, the person who pushed it); null when there is no commit yet."
+  commitAuthor: CommitAuthor
   "The environment deployed to."
   environment: Environment
   "Progress: committed, fetched, applied, healthy (direct deployments: applied)."
@@ -3953,6 +3991,14 @@ type Deployment implements Node {
   finishedAt: Time
   "When it was recorded."
   createdAt: Time!
+}
+
+"A commit's author as Git records it."
+type CommitAuthor {
+  "Author name."
+  name: String!
+  "Author e-mail."
+  email: String!
 }
 
 "One step of a deployment's progress."
@@ -5221,6 +5267,16 @@ func (ec *executionContext) childFields_BatchCreateResourcesPayload(ctx context.
 	return nil, fmt.Errorf("no field named %q was found under type BatchCreateResourcesPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_CommitAuthor(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_CommitAuthor_name(ctx, field)
+	case "email":
+		return ec.fieldContext_CommitAuthor_email(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CommitAuthor", field.Name)
+}
+
 func (ec *executionContext) childFields_Condition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "type":
@@ -5471,6 +5527,8 @@ func (ec *executionContext) childFields_Deployment(ctx context.Context, field gr
 		return ec.fieldContext_Deployment_message(ctx, field)
 	case "deployedBy":
 		return ec.fieldContext_Deployment_deployedBy(ctx, field)
+	case "commitAuthor":
+		return ec.fieldContext_Deployment_commitAuthor(ctx, field)
 	case "environment":
 		return ec.fieldContext_Deployment_environment(ctx, field)
 	case "steps":
@@ -5649,6 +5707,8 @@ func (ec *executionContext) childFields_EnvironmentGitOps(ctx context.Context, f
 		return ec.fieldContext_EnvironmentGitOps_gitPath(ctx, field)
 	case "syncInterval":
 		return ec.fieldContext_EnvironmentGitOps_syncInterval(ctx, field)
+	case "progressTimeout":
+		return ec.fieldContext_EnvironmentGitOps_progressTimeout(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EnvironmentGitOps", field.Name)
 }

@@ -1972,6 +1972,29 @@ func (ec *executionContext) fieldContext_EnvironmentGitOps_syncInterval(_ contex
 	return graphql.NewScalarFieldContext("EnvironmentGitOps", field, false, false, "String")
 }
 
+func (ec *executionContext) _EnvironmentGitOps_progressTimeout(ctx context.Context, field graphql.CollectedField, obj *fluxgate.EnvironmentGitOps) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EnvironmentGitOps_progressTimeout(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProgressTimeout, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EnvironmentGitOps_progressTimeout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EnvironmentGitOps", field, false, false, "String")
+}
+
 func (ec *executionContext) _EnvironmentPermission_subjectType(ctx context.Context, field graphql.CollectedField, obj *fluxgate.EnvPermission) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6604,7 +6627,7 @@ func (ec *executionContext) unmarshalInputEnvironmentGitOpsInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"enabled", "autoSync", "gitBranch", "gitPath", "syncInterval"}
+	fieldsInOrder := [...]string{"enabled", "autoSync", "gitBranch", "gitPath", "syncInterval", "progressTimeout"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6646,6 +6669,13 @@ func (ec *executionContext) unmarshalInputEnvironmentGitOpsInput(ctx context.Con
 				return it, err
 			}
 			it.SyncInterval = data
+		case "progressTimeout":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("progressTimeout"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProgressTimeout = data
 		}
 	}
 	return it, nil
@@ -7899,6 +7929,11 @@ func (ec *executionContext) _EnvironmentGitOps(ctx context.Context, sel ast.Sele
 			}
 		case "syncInterval":
 			out.Values[i] = ec._EnvironmentGitOps_syncInterval(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "progressTimeout":
+			out.Values[i] = ec._EnvironmentGitOps_progressTimeout(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

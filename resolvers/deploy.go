@@ -27,6 +27,13 @@ func (r *deploymentResolver) DeployedBy(ctx context.Context, obj *fluxgate.Deplo
 	return loadUser(ctx, obj.DeployedBy)
 }
 
+func (r *deploymentResolver) CommitAuthor(_ context.Context, obj *fluxgate.Deployment) (*fluxgate.CommitAuthor, error) {
+	if obj.CommitAuthor.Name == "" && obj.CommitAuthor.Email == "" {
+		return nil, nil
+	}
+	return &obj.CommitAuthor, nil
+}
+
 func (r *deploymentResolver) Environment(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.Environment, error) {
 	return r.Service.Environment(ctx, obj.EnvironmentID)
 }

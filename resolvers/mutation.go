@@ -49,7 +49,7 @@ func envGitOps(in *model.EnvironmentGitOpsInput) *fluxgate.EnvironmentGitOps {
 	if in == nil {
 		return nil
 	}
-	return &fluxgate.EnvironmentGitOps{Enabled: in.Enabled, AutoSync: in.AutoSync, GitBranch: in.GitBranch, GitPath: in.GitPath, SyncInterval: in.SyncInterval}
+	return &fluxgate.EnvironmentGitOps{Enabled: in.Enabled, AutoSync: in.AutoSync, GitBranch: in.GitBranch, GitPath: in.GitPath, SyncInterval: in.SyncInterval, ProgressTimeout: deref(in.ProgressTimeout)}
 }
 
 func approval(in *model.ApprovalPolicyInput) *fluxgate.ApprovalPolicy {

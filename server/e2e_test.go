@@ -171,15 +171,18 @@ func TestEndToEndProjectLifecycle(t *testing.T) {
 
 		var ce struct {
 			CreateEnvironment struct {
-				Environment struct{ ID, Name, Type string }
+				Environment struct {
+					ID, Name, Type string
+					Gitops         struct{ ProgressTimeout string }
+				}
 			}
 		}
-		s.must(alice, `mutation($in: CreateEnvironmentInput!) { createEnvironment(input: $in) { environment { id name type } } }`,
+		s.must(alice, `mutation($in: CreateEnvironmentInput!) { createEnvironment(input: $in) { environment { id name type gitops { progressTimeout } } } }`,
 			map[string]any{"in": map[string]any{"projectId": p.ID, "name": "production", "type": "PRODUCTION",
-				"gitops":       map[string]any{"enabled": true, "autoSync": false, "gitBranch": "main", "gitPath": "k8s/overlays/production", "syncInterval": "5m"},
+				"gitops":       map[string]any{"enabled": true, "autoSync": false, "gitBranch": "main", "gitPath": "k8s/overlays/production", "syncInterval": "5m", "progressTimeout": "20m"},
 				"approval":     map[string]any{"required": true, "minApprovals": 1},
 				"healthChecks": []any{map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}}}, &ce)
-		if ce.CreateEnvironment.Environment.Type != "PRODUCTION" {
+		if ce.CreateEnvironment.Environment.Type != "PRODUCTION" || ce.CreateEnvironment.Environment.Gitops.ProgressTimeout != "20m" {
 			t.Fatalf("environment = %+v", ce.CreateEnvironment.Environment)
 		}
 
@@ -333,6 +336,7 @@ func TestEndToEndInvalidInput(t *testing.T) {
 		{"git path hidden escape", createEnv, map[string]any{"projectId": pid, "name": "prod", "type": "PRODUCTION", "gitops": gitops("main", "k8s/../../x", "1m")}, "gitops.gitPath"},
 		{"git path absolute", createEnv, map[string]any{"projectId": pid, "name": "prod", "type": "PRODUCTION", "gitops": gitops("main", "/etc", "1m")}, "gitops.gitPath"},
 		{"interval not a duration", createEnv, map[string]any{"projectId": pid, "name": "prod", "type": "PRODUCTION", "gitops": gitops("main", "k8s", "soon")}, "gitops.syncInterval"},
+		{"progress timeout too short", createEnv, map[string]any{"projectId": pid, "name": "prod", "type": "PRODUCTION", "gitops": map[string]any{"enabled": true, "autoSync": true, "gitBranch": "main", "gitPath": "k8s", "syncInterval": "1m", "progressTimeout": "5s"}}, "gitops.progressTimeout"},
 		{"branch invalid", createEnv, map[string]any{"projectId": pid, "name": "prod", "type": "PRODUCTION", "gitops": gitops("bad..branch", "k8s", "1m")}, "gitops.gitBranch"},
 		{"approvals out of range", createEnv, map[string]any{"projectId": pid, "name": "prod", "type": "PRODUCTION", "approval": map[string]any{"required": true, "minApprovals": 0}}, "approval.minApprovals"},
 		{"clone URL scheme", connect, map[string]any{"projectId": pid, "cloneUrl": "ftp://example.com/repo.git"}, "cloneUrl"},

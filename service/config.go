@@ -218,7 +218,7 @@ func (s *Service) CommitConfigChanges(ctx context.Context, in ConfigChangeInput)
 	d := &fluxgate.Deployment{
 		ProjectID: p.ID, EnvironmentID: e.ID, Strategy: "rolling", Method: fluxgate.MethodGitOpsUI, Status: fluxgate.DeploymentPending,
 		CommitSHA: res.SHA, Branch: res.Branch, Message: strings.TrimSpace(in.Message), DeployedBy: u.ID, Change: change,
-		StartedAt: now, Steps: pendingSteps(),
+		StartedAt: now, Steps: pendingSteps(), CommitAuthor: fluxgate.CommitAuthor{Name: userLabel(u), Email: userEmail(u)},
 	}
 	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: fmt.Sprintf("commit %s pushed to %s", shortSHA(res.SHA), res.Branch)}
 	if err := s.recordDeployment(ctx, d, "config.committed"); err != nil {

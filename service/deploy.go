@@ -211,6 +211,7 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 	}
 	d.Method, d.Status = fluxgate.MethodGitOpsUI, fluxgate.DeploymentPending
 	d.CommitSHA, d.Branch = res.SHA, res.Branch
+	d.CommitAuthor = fluxgate.CommitAuthor{Name: userLabel(u), Email: userEmail(u)}
 	d.Steps = pendingSteps()
 	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(res.SHA) + " pushed to " + res.Branch}
 	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/fluxgate/fluxgate"
 )
@@ -40,6 +41,7 @@ func (s *Service) validateEnvironment(ctx context.Context, e *fluxgate.Environme
 		validateBranch("gitops.gitBranch", e.GitOps.GitBranch),
 		validateGitPath("gitops.gitPath", e.GitOps.GitPath),
 		validateDuration("gitops.syncInterval", e.GitOps.SyncInterval, 10e9),
+		validateProgressTimeout(e.GitOps.ProgressTimeout),
 	); err != nil {
 		return err
 	}
@@ -264,4 +266,13 @@ func (s *Service) DeleteEnvironment(ctx context.Context, id string) error {
 		}
 		return s.audit(ctx, p.ID, "environment.deleted", "environment", e.ID, map[string]any{"name": e.Name})
 	})
+}
+
+// validateProgressTimeout checks an environment's progress timeout: empty
+// (the default) or a duration of 30s to 24h.
+func validateProgressTimeout(v string) error {
+	if v == "" {
+		return nil
+	}
+	return validateDuration("gitops.progressTimeout", v, 30*time.Second)
 }

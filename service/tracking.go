@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fluxgate/fluxgate"
+	"github.com/fluxgate/fluxgate/gitrepo"
 	"github.com/fluxgate/fluxgate/hub"
 	"github.com/fluxgate/fluxgate/k8s"
 	"github.com/fluxgate/fluxgate/tracker"
@@ -21,8 +22,21 @@ func (s *Service) newTracker() *tracker.Tracker {
 	return tracker.New(s.store, tracker.Options{
 		Now:     func() time.Time { return s.now().UTC() },
 		Publish: s.publishDeployment,
+		Timeout: s.progressTimeout,
 		Logger:  s.logger,
 	})
+}
+
+// progressTimeout is an environment's progress timeout for the tracker;
+// the default when the environment cannot be read.
+func (s *Service) progressTimeout(environmentID string) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := s.store.GetEnvironment(ctx, environmentID)
+	if err != nil {
+		return fluxgate.DefaultProgressTimeout
+	}
+	return e.GitOps.ProgressTimeoutOrDefault()
 }
 
 // trackDeployment hands a stored deployment to the tracker, which moves it
@@ -93,6 +107,13 @@ func (s *Service) recordPushedRevision(ctx context.Context, environmentID, revis
 		Change: []byte("{}"), StartedAt: now, Steps: pendingSteps(),
 	}
 	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(sha) + " pushed to Git"}
+	if info := s.pushedCommit(ctx, e, branch, sha); info != nil {
+		d.CommitAuthor = fluxgate.CommitAuthor{Name: info.AuthorName, Email: info.AuthorEmail}
+		if info.Subject != "" {
+			d.Message = info.Subject
+		}
+		d.Steps[0].Message = "commit " + shortSHA(sha) + " pushed to " + branch + " by " + info.AuthorName
+	}
 	created := false
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		_, err := s.store.FindDeploymentByCommit(ctx, e.ID, sha)
@@ -116,6 +137,36 @@ func (s *Service) recordPushedRevision(ctx context.Context, environmentID, revis
 	}
 	s.publishDeployment(ctx, d)
 	return d, nil
+}
+
+// pushedCommitTimeout bounds reading a pushed commit's author and message
+// (a fetch of the environment's branch); the deployment is recorded either
+// way.
+const pushedCommitTimeout = 10 * time.Second
+
+// pushedCommit reads the author and message of a commit pushed to the
+// environment's branch from its repository, or returns nil (logged) when
+// it cannot: no Git workspace, no repository, the remote unreachable.
+func (s *Service) pushedCommit(ctx context.Context, e *fluxgate.Environment, branch, sha string) *gitrepo.CommitInfo {
+	if s.git == nil {
+		return nil
+	}
+	t, err := s.gitTarget(ctx, e)
+	if err != nil {
+		s.logger.WarnContext(ctx, "read pushed commit", "environment", e.ID, "commit", shortSHA(sha), "err", fluxgate.ErrorMessage(err))
+		return nil
+	}
+	if branch == "" {
+		branch = t.branch
+	}
+	ctx, cancel := context.WithTimeout(ctx, pushedCommitTimeout)
+	defer cancel()
+	info, err := s.git.CommitInfo(ctx, t.remote, branch, sha)
+	if err != nil {
+		s.logger.WarnContext(ctx, "read pushed commit", "environment", e.ID, "commit", shortSHA(sha), "err", err)
+		return nil
+	}
+	return info
 }
 
 // Deployments lists a project's deployments, newest first, limited to one

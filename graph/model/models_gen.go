@@ -546,6 +546,8 @@ type EnvironmentGitOpsInput struct {
 	GitPath string `json:"gitPath"`
 	// Reconcile interval, e.g. 30s, 1m, 10m.
 	SyncInterval string `json:"syncInterval"`
+	// How long a deployment may wait for Flux's next step before it fails: 30s to 24h (default 10m).
+	ProgressTimeout *string `json:"progressTimeout,omitempty"`
 }
 
 // Environment permission input.
