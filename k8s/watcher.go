@@ -77,6 +77,12 @@ type WatcherOptions struct {
 	Kinds []fluxgate.ResourceKind
 	// NoEvents disables the core/v1 Event informer.
 	NoEvents bool
+	// NoWorkloads disables the workload informers that run when the Sink
+	// is also a WorkloadSink.
+	NoWorkloads bool
+	// WorkloadNamespaces to watch workloads in; empty watches all
+	// namespaces (a Kustomization applies to any namespace).
+	WorkloadNamespaces []string
 	// Workers calling the sink (default 4).
 	Workers int
 	// MaxRetries of a failing sink call (default 5).
@@ -102,6 +108,9 @@ func (o *WatcherOptions) defaults() {
 	if len(o.Namespaces) == 0 {
 		o.Namespaces = []string{metav1.NamespaceAll}
 	}
+	if len(o.WorkloadNamespaces) == 0 {
+		o.WorkloadNamespaces = []string{metav1.NamespaceAll}
+	}
 	if o.Workers <= 0 {
 		o.Workers = 4
 	}
@@ -123,14 +132,16 @@ func (o *WatcherOptions) defaults() {
 }
 
 // Watcher runs informers on the Flux kinds fluxgate manages and on core/v1
-// Events about them, and reports changes to a Sink. Run it only on the
-// replica holding the lease (RunLeaderElected).
+// Events about them, and reports changes to a Sink; when the Sink is also a
+// WorkloadSink, it watches the workloads Flux applied too. Run it only on
+// the replica holding the lease (RunLeaderElected).
 type Watcher struct {
-	c      client.WithWatch
-	mapper apimeta.RESTMapper
-	sink   Sink
-	opts   WatcherOptions
-	sel    labels.Selector
+	c         client.WithWatch
+	mapper    apimeta.RESTMapper
+	sink      Sink
+	workloads WorkloadSink // nil: no workload informers
+	opts      WatcherOptions
+	sel       labels.Selector
 
 	mu      sync.RWMutex
 	running bool
@@ -155,7 +166,11 @@ func newWatcher(c client.WithWatch, mapper apimeta.RESTMapper, sink Sink, opts W
 	if err != nil {
 		return nil, fmt.Errorf("parse label selector: %w", err)
 	}
-	return &Watcher{c: c, mapper: mapper, sink: sink, opts: opts, sel: sel}, nil
+	w := &Watcher{c: c, mapper: mapper, sink: sink, opts: opts, sel: sel}
+	if ws, ok := sink.(WorkloadSink); ok && !opts.NoWorkloads {
+		w.workloads = ws
+	}
+	return w, nil
 }
 
 // queue items.
@@ -165,6 +180,7 @@ const (
 	itemObject itemType = iota
 	itemEvent
 	itemRepair
+	itemWorkload // key: Kind is the apps/v1 kind
 )
 
 type item struct {
@@ -195,6 +211,7 @@ type watchRun struct {
 	w         *Watcher
 	queue     workqueue.TypedRateLimitingInterface[item]
 	informers map[informerKey]toolscache.SharedIndexInformer
+	wl        *workloadState // nil without a WorkloadSink
 	kinds     []fluxgate.ResourceKind
 	synced    atomic.Bool
 
@@ -283,6 +300,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return errors.New("watcher: initial sync of events timed out")
 		}
 	}
+	if w.workloads != nil {
+		if err := r.addWorkloadInformers(ctx); err != nil {
+			return err
+		}
+		r.startWorkloads(ctx, &wg)
+	}
 	for i := 0; i < w.opts.Workers; i++ {
 		wg.Add(1)
 		go func() {
@@ -297,7 +320,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.mu.Lock()
 	w.run = r
 	w.mu.Unlock()
-	w.opts.Logger.InfoContext(ctx, "flux watcher synced", "kinds", r.kinds, "objects", r.count())
+	w.opts.Logger.InfoContext(ctx, "flux watcher synced", "kinds", r.kinds, "objects", r.count(), "workloads", w.workloads != nil)
 	<-ctx.Done()
 	return nil
 }
@@ -538,6 +561,8 @@ func (r *watchRun) processNext(ctx context.Context) bool {
 		err = r.syncEvent(ctx, it.key.Namespace, it.key.Name)
 	case itemRepair:
 		err = r.repair(ctx, it.relist)
+	case itemWorkload:
+		err = r.syncWorkload(ctx, it.key)
 	}
 	switch {
 	case err == nil || ctx.Err() != nil:

@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/k8s"
 )
@@ -14,7 +16,10 @@ type WatchSink struct{ s *Service }
 // WatchSink returns the sink the cluster watcher reports to.
 func (s *Service) WatchSink() *WatchSink { return &WatchSink{s: s} }
 
-var _ k8s.Sink = (*WatchSink)(nil)
+var (
+	_ k8s.Sink         = (*WatchSink)(nil)
+	_ k8s.WorkloadSink = (*WatchSink)(nil)
+)
 
 // resourceFor finds the row of a cluster object: by the resource id label,
 // else by kind/namespace/name. ok is false when fluxgate does not (or no
@@ -145,4 +150,20 @@ func (w *WatchSink) Resync(ctx context.Context, present []k8s.ResourceRef) error
 		}
 		page.After = pi.EndCursor
 	}
+}
+
+// WorkloadChanged passes a workload's rollout state to the deployment
+// tracker, which advances (stores and publishes) the deployments of the
+// environments whose Kustomization inventory lists it: HEALTHY, with pod
+// counts, as soon as the rollout is done.
+func (w *WatchSink) WorkloadChanged(ctx context.Context, obj client.Object) error {
+	_, err := w.s.tracker.ObserveWorkloadObject(ctx, obj)
+	return err
+}
+
+// WorkloadDeleted makes the tracker forget a deleted workload (id is its
+// Flux inventory id).
+func (w *WatchSink) WorkloadDeleted(_ context.Context, id string) error {
+	w.s.tracker.ForgetWorkload(id)
+	return nil
 }
