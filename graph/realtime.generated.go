@@ -26,6 +26,7 @@ type SubscriptionResolver interface {
 	FluxEvents(ctx context.Context, projectID string, after *string) (<-chan *fluxgate.FluxEvent, error)
 	Presence(ctx context.Context, environmentID string, mode fluxgate.PresenceMode) (<-chan []*fluxgate.PresenceEntry, error)
 	DeploymentProgress(ctx context.Context, deploymentID string) (<-chan *fluxgate.Deployment, error)
+	DeploymentsChanged(ctx context.Context, projectID string, environmentID *string) (<-chan *fluxgate.Deployment, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -43,6 +44,28 @@ func (ec *executionContext) field_Subscription_deploymentProgress_args(ctx conte
 		return nil, err
 	}
 	args["deploymentId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_deploymentsChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "projectId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["projectId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "environmentId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["environmentId"] = arg1
 	return args, nil
 }
 
@@ -848,6 +871,50 @@ func (ec *executionContext) fieldContext_Subscription_deploymentProgress(ctx con
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_deploymentsChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_deploymentsChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().DeploymentsChanged(ctx, fc.Args["projectId"].(string), fc.Args["environmentId"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *fluxgate.Deployment) graphql.Marshaler {
+			return ec.marshalNDeployment2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeployment(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_deploymentsChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Deployment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_deploymentsChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _UpdatePresencePayload_present(ctx context.Context, field graphql.CollectedField, obj *model.UpdatePresencePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1190,6 +1257,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_presence(ctx, fields[0])
 	case "deploymentProgress":
 		return ec._Subscription_deploymentProgress(ctx, fields[0])
+	case "deploymentsChanged":
+		return ec._Subscription_deploymentsChanged(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}

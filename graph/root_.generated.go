@@ -579,6 +579,7 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		DeploymentProgress    func(childComplexity int, deploymentID string) int
+		DeploymentsChanged    func(childComplexity int, projectID string, environmentID *string) int
 		FluxEvents            func(childComplexity int, projectID string, after *string) int
 		Presence              func(childComplexity int, environmentID string, mode fluxgate.PresenceMode) int
 		ResourceStatusChanged func(childComplexity int, projectID string, environmentID *string) int
@@ -2861,6 +2862,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.DeploymentProgress(childComplexity, args["deploymentId"].(string)), true
+	case "Subscription.deploymentsChanged":
+		if e.ComplexityRoot.Subscription.DeploymentsChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_deploymentsChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DeploymentsChanged(childComplexity, args["projectId"].(string), args["environmentId"].(*string)), true
 	case "Subscription.fluxEvents":
 		if e.ComplexityRoot.Subscription.FluxEvents == nil {
 			break
@@ -4952,6 +4964,17 @@ extend type Subscription {
   read on the deployment's environment.
   """
   deploymentProgress("The deployment's id." deploymentId: ID!): Deployment!
+  """
+  Every change of the project's deployments as it happens: new ones (a UI
+  deploy, a push Flux fetched, an approved change, a rollback) and each step
+  they reach. Only environments the caller may read.
+  """
+  deploymentsChanged(
+    "The project's id."
+    projectId: ID!
+    "Only this environment's deployments."
+    environmentId: ID
+  ): Deployment!
 }
 
 "A page of deployments."

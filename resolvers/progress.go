@@ -26,3 +26,7 @@ func (r *queryResolver) Deployments(ctx context.Context, projectID string, envir
 func (r *subscriptionResolver) DeploymentProgress(ctx context.Context, deploymentID string) (<-chan *fluxgate.Deployment, error) {
 	return r.Service.SubscribeDeploymentProgress(ctx, deploymentID)
 }
+
+func (r *subscriptionResolver) DeploymentsChanged(ctx context.Context, projectID string, environmentID *string) (<-chan *fluxgate.Deployment, error) {
+	return r.Service.SubscribeDeployments(ctx, projectID, deref(environmentID))
+}

@@ -98,6 +98,8 @@ func (f *fluxStates) ready(sha string) {
 const deploymentProgressSubscription = `subscription($id: ID!) { deploymentProgress(deploymentId: $id) {
 	id status method commitSha steps { name status at } } }`
 
+const deploymentsChangedSubscription = `subscription($p: ID!) { deploymentsChanged(projectId: $p) { method status commitSha } }`
+
 type progressMsg struct {
 	DeploymentProgress struct {
 		ID, Status, Method, CommitSha string
@@ -148,6 +150,10 @@ func TestDeploymentProgressOverWebsocket(t *testing.T) {
 	if _, code := m.result("x", 10*time.Second); !strings.HasPrefix(code, "error: NOT_FOUND") {
 		t.Fatalf("outsider's subscription: %q, want NOT_FOUND", code)
 	}
+	m.subscribe("y", deploymentsChangedSubscription, map[string]any{"p": p.id})
+	if _, code := m.result("y", 10*time.Second); !strings.HasPrefix(code, "error: NOT_FOUND") {
+		t.Fatalf("outsider's deploymentsChanged: %q, want NOT_FOUND", code)
+	}
 
 	c := connect(t, d.a, protoTransportWS, alice)
 	c.subscribe("1", deploymentProgressSubscription, map[string]any{"id": dep.ID})
@@ -192,7 +198,23 @@ func TestDeploymentProgressOverWebsocket(t *testing.T) {
 		t.Fatalf("after SUCCEEDED: %q, want complete", code)
 	}
 
+	// The project's live deployment list shows the push as it is detected.
+	c.subscribe("2", deploymentsChangedSubscription, map[string]any{"p": p.id})
+	d.a.waitActive(t, 1)
 	flux.source(shaC)
+	data, code := c.result("2", 10*time.Second)
+	if code != "" {
+		t.Fatalf("deploymentsChanged: %s", code)
+	}
+	var changed struct {
+		DeploymentsChanged struct{ Method, Status, CommitSha string }
+	}
+	if err := json.Unmarshal(data, &changed); err != nil {
+		t.Fatal(err)
+	}
+	if got := changed.DeploymentsChanged; got.Method != "GITOPS_GIT" || got.CommitSha != shaC || got.Status != "PENDING" {
+		t.Fatalf("deploymentsChanged = %+v, want the pushed shaC, GITOPS_GIT, PENDING", got)
+	}
 	var q struct {
 		Deployments struct {
 			Edges []struct {

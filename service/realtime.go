@@ -138,6 +138,54 @@ func (s *Service) SubscribeResourceStatus(ctx context.Context, projectID, enviro
 	return stream.C(), nil
 }
 
+// SubscribeDeployments streams every change of the project's deployments
+// (optionally one environment's) as it is stored: new deployments, whatever
+// made them (a UI deploy, a push Flux fetched, an approval), and each step
+// they reach. Needs read; environment grants narrow it as for the list.
+func (s *Service) SubscribeDeployments(ctx context.Context, projectID, environmentID string) (<-chan *fluxgate.Deployment, error) {
+	if err := s.realtime(); err != nil {
+		return nil, err
+	}
+	_, u, err := s.authorizeProject(ctx, projectID, fluxgate.ActionRead)
+	if err != nil {
+		return nil, err
+	}
+	if environmentID != "" {
+		env, _, _, err := s.authorizeEnvironment(ctx, environmentID, fluxgate.ActionRead)
+		if err != nil {
+			return nil, err
+		}
+		if env.ProjectID != projectID {
+			return nil, fluxgate.Errorf(fluxgate.ENOTFOUND, "environment %s not found in the project", environmentID)
+		}
+	}
+	readable, err := s.readableEnvironments(ctx, u.ID, projectID)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := hub.Subscribe(ctx, s.hub, hub.Request{Topic: fluxgate.ProjectTopic(projectID)},
+		func(ev fluxgate.Event) (*fluxgate.Deployment, bool) {
+			if ev.Type != fluxgate.EventDeploymentProgress {
+				return nil, false
+			}
+			var d fluxgate.Deployment
+			if err := json.Unmarshal(ev.Payload, &d); err != nil || d.ProjectID != projectID {
+				return nil, false
+			}
+			if environmentID != "" && d.EnvironmentID != environmentID {
+				return nil, false
+			}
+			if readable != nil && !readable[d.EnvironmentID] {
+				return nil, false
+			}
+			return &d, true
+		})
+	if err != nil {
+		return nil, err
+	}
+	return stream.C(), nil
+}
+
 // readableEnvironments returns nil when the caller is a project member (may
 // read everything), else the set of environment ids it was granted.
 func (s *Service) readableEnvironments(ctx context.Context, userID, projectID string) (map[string]bool, error) {
