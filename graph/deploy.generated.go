@@ -24,6 +24,8 @@ type DeploymentResolver interface {
 	DeployedBy(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.User, error)
 	CommitAuthor(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.CommitAuthor, error)
 	Environment(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.Environment, error)
+
+	RollbackOf(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.Deployment, error)
 }
 type DeploymentStepResolver interface {
 	Name(ctx context.Context, obj *fluxgate.DeploymentStep) (string, error)
@@ -1504,6 +1506,38 @@ func (ec *executionContext) _Deployment_createdAt(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_Deployment_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Deployment", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Deployment_rollbackOf(ctx context.Context, field graphql.CollectedField, obj *fluxgate.Deployment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Deployment_rollbackOf(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Deployment().RollbackOf(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *fluxgate.Deployment) graphql.Marshaler {
+			return ec.marshalODeployment2ᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐDeployment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Deployment_rollbackOf(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Deployment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Deployment(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _DeploymentConfig_path(ctx context.Context, field graphql.CollectedField, obj *model.DeploymentConfig) (ret graphql.Marshaler) {
@@ -2993,7 +3027,7 @@ func (ec *executionContext) _ConfigCommitted(ctx context.Context, sel ast.Select
 	return out
 }
 
-var configConflictImplementors = []string{"ConfigConflict", "CommitConfigResult"}
+var configConflictImplementors = []string{"ConfigConflict", "CommitConfigResult", "RollbackResult"}
 
 func (ec *executionContext) _ConfigConflict(ctx context.Context, sel ast.SelectionSet, obj *model.ConfigConflict) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, configConflictImplementors)
@@ -3532,6 +3566,12 @@ func (ec *executionContext) _Deployment(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "rollbackOf":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Deployment_rollbackOf(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -221,6 +221,7 @@ type ComplexityRoot struct {
 		ID           func(childComplexity int) int
 		Message      func(childComplexity int) int
 		Method       func(childComplexity int) int
+		RollbackOf   func(childComplexity int) int
 		StartedAt    func(childComplexity int) int
 		Status       func(childComplexity int) int
 		Steps        func(childComplexity int) int
@@ -440,6 +441,7 @@ type ComplexityRoot struct {
 		RemoveProjectMember      func(childComplexity int, input model.RemoveProjectMemberInput) int
 		RemoveTeamMember         func(childComplexity int, input model.RemoveTeamMemberInput) int
 		ResumeResource           func(childComplexity int, input model.ResourceIDInput) int
+		RollbackDeployment       func(childComplexity int, deploymentID string) int
 		SetProjectMemberRole     func(childComplexity int, input model.SetProjectMemberRoleInput) int
 		SetRepositoryCredentials func(childComplexity int, input model.SetRepositoryCredentialsInput) int
 		SuspendResource          func(childComplexity int, input model.ResourceIDInput) int
@@ -566,6 +568,12 @@ type ComplexityRoot struct {
 	ResourcesView struct {
 		Limits   func(childComplexity int) int
 		Requests func(childComplexity int) int
+	}
+
+	RollbackStarted struct {
+		CommitSha  func(childComplexity int) int
+		Deployment func(childComplexity int) int
+		Message    func(childComplexity int) int
 	}
 
 	SetProjectMemberRolePayload struct {
@@ -1206,6 +1214,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Deployment.Method(childComplexity), true
+	case "Deployment.rollbackOf":
+		if e.ComplexityRoot.Deployment.RollbackOf == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.RollbackOf(childComplexity), true
 	case "Deployment.startedAt":
 		if e.ComplexityRoot.Deployment.StartedAt == nil {
 			break
@@ -2176,6 +2190,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResumeResource(childComplexity, args["input"].(model.ResourceIDInput)), true
+	case "Mutation.rollbackDeployment":
+		if e.ComplexityRoot.Mutation.RollbackDeployment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rollbackDeployment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RollbackDeployment(childComplexity, args["deploymentId"].(string)), true
 	case "Mutation.setProjectMemberRole":
 		if e.ComplexityRoot.Mutation.SetProjectMemberRole == nil {
 			break
@@ -2830,6 +2855,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ResourcesView.Requests(childComplexity), true
+
+	case "RollbackStarted.commitSha":
+		if e.ComplexityRoot.RollbackStarted.CommitSha == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RollbackStarted.CommitSha(childComplexity), true
+	case "RollbackStarted.deployment":
+		if e.ComplexityRoot.RollbackStarted.Deployment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RollbackStarted.Deployment(childComplexity), true
+	case "RollbackStarted.message":
+		if e.ComplexityRoot.RollbackStarted.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RollbackStarted.Message(childComplexity), true
 
 	case "SetProjectMemberRolePayload.member":
 		if e.ComplexityRoot.SetProjectMemberRolePayload.Member == nil {
@@ -5207,6 +5251,40 @@ type GitOpsResource implements Node {
   updatedAt: Time!
 }
 `, BuiltIn: false},
+	{Name: "../schema/rollback.graphqls", Input: `extend type Mutation {
+  """
+  Roll an environment back to what a deployment's commit had: a new commit on
+  the environment's branch restores the manifests under the environment's
+  path, merged onto the head (changes pushed since the environment's current
+  deployment that do not overlap are kept; overlapping fields give a
+  ConfigConflict and nothing is written). Records a GITOPS_UI deployment with
+  ` + "`" + `rollbackOf` + "`" + ` set and asks Flux to apply it at once; environments that
+  require approval hold it (AWAITING_APPROVAL, nothing committed yet).
+  Needs ` + "`" + `sync` + "`" + ` on the project or ` + "`" + `deploy` + "`" + ` on the environment. Errors:
+  NOT_FOUND (no such deployment), INVALID_INPUT (the deployment has no commit,
+  or the environment already has its manifests: "nothing to change").
+  """
+  rollbackDeployment("The deployment to roll back to." deploymentId: ID!): RollbackResult!
+}
+
+extend type Deployment {
+  "The deployment this one rolled back to; null when it is not a rollback."
+  rollbackOf: Deployment
+}
+
+"Result of rollbackDeployment."
+union RollbackResult = RollbackStarted | ConfigConflict
+
+"The rollback was committed (or, where approval is required, recorded and held)."
+type RollbackStarted {
+  "The rollback deployment: method GITOPS_UI, ` + "`" + `rollbackOf` + "`" + ` the target, version the target's."
+  deployment: Deployment!
+  "The rollback commit; empty while the rollback awaits approval."
+  commitSha: String!
+  "What happened, for the user."
+  message: String!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -5562,6 +5640,8 @@ func (ec *executionContext) childFields_Deployment(ctx context.Context, field gr
 		return ec.fieldContext_Deployment_finishedAt(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Deployment_createdAt(ctx, field)
+	case "rollbackOf":
+		return ec.fieldContext_Deployment_rollbackOf(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Deployment", field.Name)
 }

@@ -16,6 +16,11 @@ type CommitConfigResult interface {
 	IsCommitConfigResult()
 }
 
+// Result of rollbackDeployment.
+type RollbackResult interface {
+	IsRollbackResult()
+}
+
 // Input of addProjectMember.
 type AddProjectMemberInput struct {
 	// The project's id.
@@ -153,6 +158,8 @@ type ConfigConflict struct {
 }
 
 func (ConfigConflict) IsCommitConfigResult() {}
+
+func (ConfigConflict) IsRollbackResult() {}
 
 // One manifest file.
 type ConfigFile struct {
@@ -741,6 +748,18 @@ type ResourcesView struct {
 	// Limits.
 	Limits *ResourceQuantities `json:"limits"`
 }
+
+// The rollback was committed (or, where approval is required, recorded and held).
+type RollbackStarted struct {
+	// The rollback deployment: method GITOPS_UI, `rollbackOf` the target, version the target's.
+	Deployment *fluxgate.Deployment `json:"deployment"`
+	// The rollback commit; empty while the rollback awaits approval.
+	CommitSha string `json:"commitSha"`
+	// What happened, for the user.
+	Message string `json:"message"`
+}
+
+func (RollbackStarted) IsRollbackResult() {}
 
 // SSH Git credentials.
 type SSHAuthInput struct {
