@@ -106,9 +106,23 @@ func (s *Service) ApplyTemplate(ctx context.Context, in ApplyTemplateInput) (*Ap
 	// Everything that can be refused is checked before the commit: the
 	// Flux objects' specs, the cluster, the Git workspace.
 	ins := s.templateResources(p, repo, inst, gitopsEnvs)
+	if len(ins) > maxBatch {
+		return nil, fluxgate.Errorf(fluxgate.EINVALID, "the template would create %d Flux objects; at most %d at once", len(ins), maxBatch)
+	}
+	for _, e := range gitopsEnvs {
+		// Environment permissions may refuse what the project role allows.
+		if _, err := s.authorizeScope(ctx, p.ID, e.ID, fluxgate.ActionCreate); err != nil {
+			return nil, err
+		}
+	}
 	for i, r := range ins {
 		if _, err := s.newResource(ctx, p, r); err != nil {
-			return nil, prefixField(err, fmt.Sprintf("resources[%d].", i))
+			var fe *fluxgate.Error
+			if errors.As(err, &fe) && fe.Code == fluxgate.EINVALID {
+				// Say which object the repository or environment cannot make.
+				return nil, fluxgate.InvalidField(fmt.Sprintf("resources[%d].%s", i, fe.Field), "%s %s: %s", r.Kind, r.Name, fe.Message)
+			}
+			return nil, err
 		}
 	}
 	if len(ins) > 0 {
