@@ -15,9 +15,9 @@ import (
 )
 
 const (
-	labelName     = "app.kubernetes.io/name"
-	labelInstance = "app.kubernetes.io/instance"
-	labelPartOf   = "app.kubernetes.io/managed-by"
+	labelName      = "app.kubernetes.io/name"
+	labelInstance  = "app.kubernetes.io/instance"
+	labelManagedBy = "app.kubernetes.io/managed-by"
 )
 
 // Files returns the files the instance scaffolds, by repository path: the
@@ -51,7 +51,7 @@ func (in *Instance) Files(envs []string) (map[string][]byte, error) {
 	k, err := marshal(&kusttypes.Kustomization{
 		TypeMeta:  kusttypes.TypeMeta{APIVersion: kusttypes.KustomizationVersion, Kind: kusttypes.KustomizationKind},
 		Resources: baseNames,
-		Labels:    []kusttypes.Label{{Pairs: map[string]string{labelPartOf: "fluxgate"}}},
+		Labels:    []kusttypes.Label{{Pairs: map[string]string{labelManagedBy: "fluxgate"}}},
 	})
 	if err != nil {
 		return nil, err

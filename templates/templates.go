@@ -412,7 +412,7 @@ func (in *Instance) HealthCheck(env, namespace string) *fluxgate.HealthCheck {
 	return &fluxgate.HealthCheck{APIVersion: "apps/v1", Kind: "Deployment", Name: in.ObjectName(env), Namespace: namespace}
 }
 
-// Validate checks an environment name used as an overlay directory.
+// validEnv checks an environment name used as an overlay directory.
 func validEnv(env string) error {
 	if errs := validation.IsDNS1123Label(env); len(errs) > 0 {
 		return fmt.Errorf("environment %q is not a DNS-1123 label", env)
