@@ -50,6 +50,15 @@ type ComplexityRoot struct {
 		Team func(childComplexity int) int
 	}
 
+	ApplyTemplatePayload struct {
+		Branch           func(childComplexity int) int
+		CommitSha        func(childComplexity int) int
+		Created          func(childComplexity int) int
+		CreatedResources func(childComplexity int) int
+		Kept             func(childComplexity int) int
+		SkippedResources func(childComplexity int) int
+	}
+
 	ApprovalPolicy struct {
 		ApproverIDs  func(childComplexity int) int
 		MinApprovals func(childComplexity int) int
@@ -420,6 +429,7 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AddProjectMember         func(childComplexity int, input model.AddProjectMemberInput) int
 		AddTeamMember            func(childComplexity int, input model.AddTeamMemberInput) int
+		ApplyTemplate            func(childComplexity int, input model.ApplyTemplateInput) int
 		BatchCreateResources     func(childComplexity int, input model.BatchCreateResourcesInput) int
 		CommitConfigChanges      func(childComplexity int, input model.CommitConfigChangesInput) int
 		ConnectRepository        func(childComplexity int, input model.ConnectRepositoryInput) int
@@ -455,6 +465,20 @@ type ComplexityRoot struct {
 		UpdatePresence           func(childComplexity int, input model.UpdatePresenceInput) int
 		UpdateProject            func(childComplexity int, input model.UpdateProjectInput) int
 		UpdateRepository         func(childComplexity int, input model.UpdateRepositoryInput) int
+	}
+
+	Onboarding struct {
+		Complete   func(childComplexity int) int
+		NextAction func(childComplexity int) int
+		NextStep   func(childComplexity int) int
+		Steps      func(childComplexity int) int
+	}
+
+	OnboardingStep struct {
+		Detail func(childComplexity int) int
+		Done   func(childComplexity int) int
+		ID     func(childComplexity int) int
+		Title  func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -520,10 +544,12 @@ type ComplexityRoot struct {
 		GitopsResource        func(childComplexity int, id string) int
 		GitopsResources       func(childComplexity int, projectID string, environmentID *string, kind *fluxgate.ResourceKind, status *fluxgate.ResourceStatus, first *int, after *string) int
 		Node                  func(childComplexity int, id string) int
+		Onboarding            func(childComplexity int, projectID string) int
 		PreviewConfigChange   func(childComplexity int, input model.ConfigChangeInput) int
 		Project               func(childComplexity int, id *string, slug *string) int
 		Projects              func(childComplexity int, first *int, after *string) int
 		Teams                 func(childComplexity int, first *int, after *string) int
+		Templates             func(childComplexity int) int
 		ValidateConfig        func(childComplexity int, yaml string) int
 		Viewer                func(childComplexity int) int
 	}
@@ -585,6 +611,12 @@ type ComplexityRoot struct {
 		Type         func(childComplexity int) int
 	}
 
+	SkippedResource struct {
+		Existing func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Name     func(childComplexity int) int
+	}
+
 	Subscription struct {
 		DeploymentProgress    func(childComplexity int, deploymentID string) int
 		DeploymentsChanged    func(childComplexity int, projectID string, environmentID *string) int
@@ -609,6 +641,20 @@ type ComplexityRoot struct {
 	TeamEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Template struct {
+		Description func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Parameters  func(childComplexity int) int
+	}
+
+	TemplateParameter struct {
+		Default     func(childComplexity int) int
+		Description func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Required    func(childComplexity int) int
 	}
 
 	TriggerSyncPayload struct {
@@ -669,6 +715,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AddTeamMemberPayload.Team(childComplexity), true
+
+	case "ApplyTemplatePayload.branch":
+		if e.ComplexityRoot.ApplyTemplatePayload.Branch == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyTemplatePayload.Branch(childComplexity), true
+	case "ApplyTemplatePayload.commitSha":
+		if e.ComplexityRoot.ApplyTemplatePayload.CommitSha == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyTemplatePayload.CommitSha(childComplexity), true
+	case "ApplyTemplatePayload.created":
+		if e.ComplexityRoot.ApplyTemplatePayload.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyTemplatePayload.Created(childComplexity), true
+	case "ApplyTemplatePayload.createdResources":
+		if e.ComplexityRoot.ApplyTemplatePayload.CreatedResources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyTemplatePayload.CreatedResources(childComplexity), true
+	case "ApplyTemplatePayload.kept":
+		if e.ComplexityRoot.ApplyTemplatePayload.Kept == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyTemplatePayload.Kept(childComplexity), true
+	case "ApplyTemplatePayload.skippedResources":
+		if e.ComplexityRoot.ApplyTemplatePayload.SkippedResources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyTemplatePayload.SkippedResources(childComplexity), true
 
 	case "ApprovalPolicy.approverIds":
 		if e.ComplexityRoot.ApprovalPolicy.ApproverIDs == nil {
@@ -1959,6 +2042,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddTeamMember(childComplexity, args["input"].(model.AddTeamMemberInput)), true
+	case "Mutation.applyTemplate":
+		if e.ComplexityRoot.Mutation.ApplyTemplate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_applyTemplate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApplyTemplate(childComplexity, args["input"].(model.ApplyTemplateInput)), true
 	case "Mutation.batchCreateResources":
 		if e.ComplexityRoot.Mutation.BatchCreateResources == nil {
 			break
@@ -2345,6 +2439,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpdateRepository(childComplexity, args["input"].(model.UpdateRepositoryInput)), true
 
+	case "Onboarding.complete":
+		if e.ComplexityRoot.Onboarding.Complete == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Onboarding.Complete(childComplexity), true
+	case "Onboarding.nextAction":
+		if e.ComplexityRoot.Onboarding.NextAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Onboarding.NextAction(childComplexity), true
+	case "Onboarding.nextStep":
+		if e.ComplexityRoot.Onboarding.NextStep == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Onboarding.NextStep(childComplexity), true
+	case "Onboarding.steps":
+		if e.ComplexityRoot.Onboarding.Steps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Onboarding.Steps(childComplexity), true
+
+	case "OnboardingStep.detail":
+		if e.ComplexityRoot.OnboardingStep.Detail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnboardingStep.Detail(childComplexity), true
+	case "OnboardingStep.done":
+		if e.ComplexityRoot.OnboardingStep.Done == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnboardingStep.Done(childComplexity), true
+	case "OnboardingStep.id":
+		if e.ComplexityRoot.OnboardingStep.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnboardingStep.ID(childComplexity), true
+	case "OnboardingStep.title":
+		if e.ComplexityRoot.OnboardingStep.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OnboardingStep.Title(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -2644,6 +2788,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.onboarding":
+		if e.ComplexityRoot.Query.Onboarding == nil {
+			break
+		}
+
+		args, err := ec.field_Query_onboarding_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Onboarding(childComplexity, args["projectId"].(string)), true
 	case "Query.previewConfigChange":
 		if e.ComplexityRoot.Query.PreviewConfigChange == nil {
 			break
@@ -2688,6 +2843,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Teams(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Query.templates":
+		if e.ComplexityRoot.Query.Templates == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Templates(childComplexity), true
 	case "Query.validateConfig":
 		if e.ComplexityRoot.Query.ValidateConfig == nil {
 			break
@@ -2895,6 +3056,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SetRepositoryCredentialsPayload.Type(childComplexity), true
 
+	case "SkippedResource.existing":
+		if e.ComplexityRoot.SkippedResource.Existing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SkippedResource.Existing(childComplexity), true
+	case "SkippedResource.kind":
+		if e.ComplexityRoot.SkippedResource.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SkippedResource.Kind(childComplexity), true
+	case "SkippedResource.name":
+		if e.ComplexityRoot.SkippedResource.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SkippedResource.Name(childComplexity), true
+
 	case "Subscription.deploymentProgress":
 		if e.ComplexityRoot.Subscription.DeploymentProgress == nil {
 			break
@@ -3008,6 +3188,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TeamEdge.Node(childComplexity), true
 
+	case "Template.description":
+		if e.ComplexityRoot.Template.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Template.Description(childComplexity), true
+	case "Template.id":
+		if e.ComplexityRoot.Template.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Template.ID(childComplexity), true
+	case "Template.name":
+		if e.ComplexityRoot.Template.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Template.Name(childComplexity), true
+	case "Template.parameters":
+		if e.ComplexityRoot.Template.Parameters == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Template.Parameters(childComplexity), true
+
+	case "TemplateParameter.default":
+		if e.ComplexityRoot.TemplateParameter.Default == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateParameter.Default(childComplexity), true
+	case "TemplateParameter.description":
+		if e.ComplexityRoot.TemplateParameter.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateParameter.Description(childComplexity), true
+	case "TemplateParameter.name":
+		if e.ComplexityRoot.TemplateParameter.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateParameter.Name(childComplexity), true
+	case "TemplateParameter.required":
+		if e.ComplexityRoot.TemplateParameter.Required == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplateParameter.Required(childComplexity), true
+
 	case "TriggerSyncPayload.handled":
 		if e.ComplexityRoot.TriggerSyncPayload.Handled == nil {
 			break
@@ -3097,6 +3327,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AddProjectMemberInput", ec.unmarshalInputAddProjectMemberInput),
 			graphql.NewInputUnmarshaler("AddTeamMemberInput", ec.unmarshalInputAddTeamMemberInput),
+			graphql.NewInputUnmarshaler("ApplyTemplateInput", ec.unmarshalInputApplyTemplateInput),
 			graphql.NewInputUnmarshaler("ApprovalPolicyInput", ec.unmarshalInputApprovalPolicyInput),
 			graphql.NewInputUnmarshaler("BasicAuthInput", ec.unmarshalInputBasicAuthInput),
 			graphql.NewInputUnmarshaler("BatchCreateResourcesInput", ec.unmarshalInputBatchCreateResourcesInput),
@@ -3147,6 +3378,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SourceRefInput", ec.unmarshalInputSourceRefInput),
 			graphql.NewInputUnmarshaler("StructuredChangeInput", ec.unmarshalInputStructuredChangeInput),
 			graphql.NewInputUnmarshaler("TagFilterInput", ec.unmarshalInputTagFilterInput),
+			graphql.NewInputUnmarshaler("TemplateParamInput", ec.unmarshalInputTemplateParamInput),
 			graphql.NewInputUnmarshaler("TriggerSyncInput", ec.unmarshalInputTriggerSyncInput),
 			graphql.NewInputUnmarshaler("UpdateEnvironmentInput", ec.unmarshalInputUpdateEnvironmentInput),
 			graphql.NewInputUnmarshaler("UpdateGitRepositoryInput", ec.unmarshalInputUpdateGitRepositoryInput),
@@ -5285,6 +5517,123 @@ type RollbackStarted {
   message: String!
 }
 `, BuiltIn: false},
+	{Name: "../schema/templates.graphqls", Input: `# Templates and onboarding (SPEC §12).
+
+extend type Query {
+  "The predefined project templates and the parameters each takes."
+  templates: [Template!]!
+  "A project's setup checklist: which steps are done and what to do next."
+  onboarding("The project's id." projectId: ID!): Onboarding!
+}
+
+extend type Mutation {
+  """
+  Scaffold a template's ` + "`" + `k8s/` + "`" + ` tree in a repository of the project (one commit
+  on its default branch, authored by the caller; files that exist are kept,
+  and when every file exists nothing is committed), then create the Flux
+  objects that apply it in every environment with GitOps enabled: a
+  GitRepository and a Kustomization per environment, or a HelmRelease (and its
+  chart source) for ` + "`" + `microservice-helm` + "`" + `. Objects of the same kind and name
+  that already exist are skipped and reported. Needs ` + "`" + `create` + "`" + ` on the project.
+  Bad parameters give INVALID_INPUT with the field ` + "`" + `params.<name>` + "`" + `.
+  """
+  applyTemplate(input: ApplyTemplateInput!): ApplyTemplatePayload!
+}
+
+"A predefined project layout."
+type Template {
+  "Stable id, e.g. web-app-basic; pass it to applyTemplate."
+  id: String!
+  "Display name."
+  name: String!
+  "What the template scaffolds and which Flux objects apply it."
+  description: String!
+  "The parameters the template takes."
+  parameters: [TemplateParameter!]!
+}
+
+"One parameter of a template."
+type TemplateParameter {
+  "Name to give in applyTemplate's params."
+  name: String!
+  "What the parameter means and which values it accepts."
+  description: String!
+  "Whether applyTemplate refuses to run without it."
+  required: Boolean!
+  "Value used when the parameter is not given; null when there is none."
+  default: String
+}
+
+"One template parameter value."
+input TemplateParamInput {
+  "The parameter's name (see Template.parameters)."
+  name: String!
+  "Its value, as a string (numbers too, e.g. \"8080\")."
+  value: String!
+}
+
+"What applyTemplate takes."
+input ApplyTemplateInput {
+  "The project."
+  projectId: ID!
+  "The repository to scaffold into (one of the project's)."
+  repositoryId: ID!
+  "The template's id, e.g. web-app-basic."
+  templateId: String!
+  "Parameter values; omitted ones take their defaults."
+  params: [TemplateParamInput!]
+}
+
+"A Flux object applyTemplate did not create because one of that kind and name already exists."
+type SkippedResource {
+  "Kind of the object."
+  kind: ResourceKind!
+  "Name of the object."
+  name: String!
+  "The resource that already exists."
+  existing: GitOpsResource
+}
+
+"What applyTemplate did."
+type ApplyTemplatePayload {
+  "SHA of the scaffolding commit; empty when nothing was committed."
+  commitSha: String!
+  "Branch the files were committed to (the repository's default branch)."
+  branch: String!
+  "Files the commit added."
+  created: [String!]!
+  "Files that already existed and were left as they were."
+  kept: [String!]!
+  "Flux objects created."
+  createdResources: [GitOpsResource!]!
+  "Flux objects that already existed and were skipped."
+  skippedResources: [SkippedResource!]!
+}
+
+"One step of setting a project up."
+type OnboardingStep {
+  "Stable id: repository, deployment-mode, environments, gitops-resources or auto-sync."
+  id: String!
+  "Short title of the step."
+  title: String!
+  "Whether the step is done."
+  done: Boolean!
+  "What is there, or what is missing, in a sentence."
+  detail: String!
+}
+
+"A project's setup checklist."
+type Onboarding {
+  "Every step, in order."
+  steps: [OnboardingStep!]!
+  "The first step not done; null when the project is set up."
+  nextStep: OnboardingStep
+  "What to do next, in a sentence; null when the project is set up."
+  nextAction: String
+  "Whether every step is done."
+  complete: Boolean!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -5306,6 +5655,24 @@ func (ec *executionContext) childFields_AddTeamMemberPayload(ctx context.Context
 		return ec.fieldContext_AddTeamMemberPayload_team(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AddTeamMemberPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ApplyTemplatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "commitSha":
+		return ec.fieldContext_ApplyTemplatePayload_commitSha(ctx, field)
+	case "branch":
+		return ec.fieldContext_ApplyTemplatePayload_branch(ctx, field)
+	case "created":
+		return ec.fieldContext_ApplyTemplatePayload_created(ctx, field)
+	case "kept":
+		return ec.fieldContext_ApplyTemplatePayload_kept(ctx, field)
+	case "createdResources":
+		return ec.fieldContext_ApplyTemplatePayload_createdResources(ctx, field)
+	case "skippedResources":
+		return ec.fieldContext_ApplyTemplatePayload_skippedResources(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ApplyTemplatePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_ApprovalPolicy(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6024,6 +6391,34 @@ func (ec *executionContext) childFields_InventoryEntry(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type InventoryEntry", field.Name)
 }
 
+func (ec *executionContext) childFields_Onboarding(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "steps":
+		return ec.fieldContext_Onboarding_steps(ctx, field)
+	case "nextStep":
+		return ec.fieldContext_Onboarding_nextStep(ctx, field)
+	case "nextAction":
+		return ec.fieldContext_Onboarding_nextAction(ctx, field)
+	case "complete":
+		return ec.fieldContext_Onboarding_complete(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Onboarding", field.Name)
+}
+
+func (ec *executionContext) childFields_OnboardingStep(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_OnboardingStep_id(ctx, field)
+	case "title":
+		return ec.fieldContext_OnboardingStep_title(ctx, field)
+	case "done":
+		return ec.fieldContext_OnboardingStep_done(ctx, field)
+	case "detail":
+		return ec.fieldContext_OnboardingStep_detail(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OnboardingStep", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -6232,6 +6627,18 @@ func (ec *executionContext) childFields_SetRepositoryCredentialsPayload(ctx cont
 	return nil, fmt.Errorf("no field named %q was found under type SetRepositoryCredentialsPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SkippedResource(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_SkippedResource_kind(ctx, field)
+	case "name":
+		return ec.fieldContext_SkippedResource_name(ctx, field)
+	case "existing":
+		return ec.fieldContext_SkippedResource_existing(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SkippedResource", field.Name)
+}
+
 func (ec *executionContext) childFields_Team(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -6266,6 +6673,34 @@ func (ec *executionContext) childFields_TeamEdge(ctx context.Context, field grap
 		return ec.fieldContext_TeamEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TeamEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Template(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Template_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Template_name(ctx, field)
+	case "description":
+		return ec.fieldContext_Template_description(ctx, field)
+	case "parameters":
+		return ec.fieldContext_Template_parameters(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Template", field.Name)
+}
+
+func (ec *executionContext) childFields_TemplateParameter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_TemplateParameter_name(ctx, field)
+	case "description":
+		return ec.fieldContext_TemplateParameter_description(ctx, field)
+	case "required":
+		return ec.fieldContext_TemplateParameter_required(ctx, field)
+	case "default":
+		return ec.fieldContext_TemplateParameter_default(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TemplateParameter", field.Name)
 }
 
 func (ec *executionContext) childFields_TriggerSyncPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -51,6 +51,34 @@ type AddTeamMemberPayload struct {
 	Team *fluxgate.Team `json:"team"`
 }
 
+// What applyTemplate takes.
+type ApplyTemplateInput struct {
+	// The project.
+	ProjectID string `json:"projectId"`
+	// The repository to scaffold into (one of the project's).
+	RepositoryID string `json:"repositoryId"`
+	// The template's id, e.g. web-app-basic.
+	TemplateID string `json:"templateId"`
+	// Parameter values; omitted ones take their defaults.
+	Params []*TemplateParamInput `json:"params,omitempty"`
+}
+
+// What applyTemplate did.
+type ApplyTemplatePayload struct {
+	// SHA of the scaffolding commit; empty when nothing was committed.
+	CommitSha string `json:"commitSha"`
+	// Branch the files were committed to (the repository's default branch).
+	Branch string `json:"branch"`
+	// Files the commit added.
+	Created []string `json:"created"`
+	// Files that already existed and were left as they were.
+	Kept []string `json:"kept"`
+	// Flux objects created.
+	CreatedResources []*fluxgate.GitOpsResource `json:"createdResources"`
+	// Flux objects that already existed and were skipped.
+	SkippedResources []*SkippedResource `json:"skippedResources"`
+}
+
 // Approval policy input.
 type ApprovalPolicyInput struct {
 	// Whether UI deploys wait for approvals.
@@ -625,6 +653,30 @@ type InstallFluxPayload struct {
 type Mutation struct {
 }
 
+// A project's setup checklist.
+type Onboarding struct {
+	// Every step, in order.
+	Steps []*OnboardingStep `json:"steps"`
+	// The first step not done; null when the project is set up.
+	NextStep *OnboardingStep `json:"nextStep,omitempty"`
+	// What to do next, in a sentence; null when the project is set up.
+	NextAction *string `json:"nextAction,omitempty"`
+	// Whether every step is done.
+	Complete bool `json:"complete"`
+}
+
+// One step of setting a project up.
+type OnboardingStep struct {
+	// Stable id: repository, deployment-mode, environments, gitops-resources or auto-sync.
+	ID string `json:"id"`
+	// Short title of the step.
+	Title string `json:"title"`
+	// Whether the step is done.
+	Done bool `json:"done"`
+	// What is there, or what is missing, in a sentence.
+	Detail string `json:"detail"`
+}
+
 // An HTTP liveness probe to set, or remove.
 type ProbeInput struct {
 	// HTTP path.
@@ -805,6 +857,16 @@ type SetRepositoryCredentialsPayload struct {
 	Type string `json:"type"`
 }
 
+// A Flux object applyTemplate did not create because one of that kind and name already exists.
+type SkippedResource struct {
+	// Kind of the object.
+	Kind fluxgate.ResourceKind `json:"kind"`
+	// Name of the object.
+	Name string `json:"name"`
+	// The resource that already exists.
+	Existing *fluxgate.GitOpsResource `json:"existing,omitempty"`
+}
+
 // A structured change of one Deployment.
 type StructuredChangeInput struct {
 	// The Deployment's name; empty: the only one.
@@ -841,6 +903,38 @@ type TeamEdge struct {
 	Cursor string `json:"cursor"`
 	// The team.
 	Node *fluxgate.Team `json:"node"`
+}
+
+// A predefined project layout.
+type Template struct {
+	// Stable id, e.g. web-app-basic; pass it to applyTemplate.
+	ID string `json:"id"`
+	// Display name.
+	Name string `json:"name"`
+	// What the template scaffolds and which Flux objects apply it.
+	Description string `json:"description"`
+	// The parameters the template takes.
+	Parameters []*TemplateParameter `json:"parameters"`
+}
+
+// One template parameter value.
+type TemplateParamInput struct {
+	// The parameter's name (see Template.parameters).
+	Name string `json:"name"`
+	// Its value, as a string (numbers too, e.g. "8080").
+	Value string `json:"value"`
+}
+
+// One parameter of a template.
+type TemplateParameter struct {
+	// Name to give in applyTemplate's params.
+	Name string `json:"name"`
+	// What the parameter means and which values it accepts.
+	Description string `json:"description"`
+	// Whether applyTemplate refuses to run without it.
+	Required bool `json:"required"`
+	// Value used when the parameter is not given; null when there is none.
+	Default *string `json:"default,omitempty"`
 }
 
 // Input of triggerSync.
