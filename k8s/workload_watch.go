@@ -35,7 +35,7 @@ const LabelKustomizeName = "kustomize.toolkit.fluxcd.io/name"
 // (never concurrent for one workload; an error is retried with backoff).
 type WorkloadSink interface {
 	// WorkloadChanged: a workload was added, or its generation, spec or
-	// status changed (metadata-only updates are not reported). obj is the
+	// status changed (a change of labels alone is not reported). obj is the
 	// watcher's cached *appsv1.Deployment, *appsv1.StatefulSet or
 	// *appsv1.DaemonSet, apiVersion/kind set, without its pod template
 	// and volume claim templates: read it, never modify it.
