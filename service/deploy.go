@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/gitrepo"
@@ -152,7 +153,7 @@ func gitError(op string, err error) error {
 // deployment with the commit SHA, and asks Flux to reconcile at once.
 //
 // Environments that require approval get a deployment awaiting approval
-// and no commit (approving it is the approvals feature's work). Projects
+// and no commit (ApproveDeployment commits it, service/approvals.go). Projects
 // without GitOps get a direct server-side apply, recorded as manual.
 //
 // Needs sync on the environment (an environment "deploy" permission grants
@@ -184,8 +185,8 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 	}
 	switch {
 	case e.Approval.Required:
-		// Nothing is committed until approvers agree; the approvals
-		// feature moves it on (SPEC §11).
+		// Nothing is committed until approvers agree; ApproveDeployment
+		// moves it on (SPEC §11).
 		d.Method, d.Status = fluxgate.MethodGitOpsUI, fluxgate.DeploymentAwaitingApproval
 		d.Steps = pendingSteps()
 		if err := s.recordDeployment(ctx, d, "deploy.requested"); err != nil {
@@ -209,16 +210,12 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 	if err != nil {
 		return nil, gitError("deploy commit", err)
 	}
-	d.Method, d.Status = fluxgate.MethodGitOpsUI, fluxgate.DeploymentPending
-	d.CommitSHA, d.Branch = res.SHA, res.Branch
-	d.Steps = pendingSteps()
-	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(res.SHA) + " pushed to " + res.Branch}
+	d.Method = fluxgate.MethodGitOpsUI
+	markCommitted(d, res, now)
 	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {
 		return nil, err
 	}
-	s.requestReconcile(ctx, e)
-	s.publishDeployment(ctx, d)
-	s.trackDeployment(ctx, d)
+	s.handToFlux(ctx, e, d)
 	return &DeployResult{Deployment: d, Message: fmt.Sprintf("committed %s to %s; Flux was asked to apply it now", shortSHA(res.SHA), res.Branch)}, nil
 }
 
@@ -252,6 +249,22 @@ func (s *Service) deployDirect(ctx context.Context, p *fluxgate.Project, d *flux
 	}
 	s.publishDeployment(ctx, d)
 	return &DeployResult{Deployment: d, Message: fmt.Sprintf("applied directly to Deployment %s (the project does not use GitOps)", in.Deployment)}, nil
+}
+
+// markCommitted records that res pushed d's change: pending, with the
+// commit and its branch, and the committed step done.
+func markCommitted(d *fluxgate.Deployment, res *gitrepo.CommitResult, now time.Time) {
+	d.Status, d.CommitSHA, d.Branch = fluxgate.DeploymentPending, res.SHA, res.Branch
+	d.Steps = pendingSteps()
+	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(res.SHA) + " pushed to " + res.Branch}
+}
+
+// handToFlux follows a stored, committed deployment: Flux is asked to
+// reconcile now, the deployment is published and the tracker takes it.
+func (s *Service) handToFlux(ctx context.Context, e *fluxgate.Environment, d *fluxgate.Deployment) {
+	s.requestReconcile(ctx, e)
+	s.publishDeployment(ctx, d)
+	s.trackDeployment(ctx, d)
 }
 
 // recordDeployment stores d and its audit entry in one transaction.

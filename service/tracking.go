@@ -54,6 +54,9 @@ func (w *WatchSink) observeFlux(ctx context.Context, ch k8s.ResourceChange) erro
 	if err != nil {
 		return err
 	}
+	if err := w.keepSuspended(ctx, ch); err != nil {
+		return err
+	}
 	if out.Unclaimed == "" {
 		return nil
 	}
