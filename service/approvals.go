@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,9 @@ func (s *Service) holdConfigChange(ctx context.Context, e *fluxgate.Environment,
 	if err := gitrepo.ValidateFiles(cc.Base.Dir, cc.Files); err != nil {
 		return nil, gitError("validate config", err)
 	}
+	if unchanged(cc) {
+		return nil, gitError("hold config change", gitrepo.ErrNoChange)
+	}
 	held := heldConfig{
 		Kind: heldConfigKind, BaseRevision: cc.Base.Revision, Files: map[string]*string{},
 		Structured: in.Change, Message: strings.TrimSpace(in.Message), Description: in.Description,
@@ -78,6 +82,18 @@ func (s *Service) holdConfigChange(ctx context.Context, e *fluxgate.Environment,
 	}
 	s.publishDeployment(ctx, d)
 	return &CommitConfigResult{Deployment: d}, nil
+}
+
+// unchanged reports whether a config change leaves every file as it is on
+// its base revision.
+func unchanged(cc gitrepo.ConfigChange) bool {
+	for path, content := range cc.Files {
+		f, ok := cc.Base.Get(path)
+		if ok != (content != nil) || (ok && !bytes.Equal(f.Content, content)) {
+			return false
+		}
+	}
+	return true
 }
 
 // DeploymentApprovals lists the decisions on a deployment the caller has

@@ -387,6 +387,11 @@ func TestHeldConfigChangeMergesOntoMovedHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A change that changes nothing is refused at once.
+	_, err = f.svc.CommitConfigChanges(f.as("requester"), service.ConfigChangeInput{
+		EnvironmentID: f.env.ID, Files: map[string][]byte{"k8s/overlays/prod/deployment.yaml": []byte(prodDeploymentYAML)}, Message: "no-op",
+	})
+	wantErrCode(t, "held no-op change", err, fluxgate.EINVALID)
 	d := res.Deployment
 	if res.CommitSHA != "" || d == nil || d.Status != fluxgate.DeploymentAwaitingApproval || f.head() != base {
 		t.Fatalf("config change to an approval environment: %+v (head %s, base %s)", res, f.head(), base)
