@@ -335,6 +335,13 @@ func (s *Service) RejectDeployment(ctx context.Context, id, reason string) (*flu
 // failed) with its audit entry and hands it to Flux. It returns the
 // conflicts when the held config change overlaps the branch.
 func (s *Service) commitApproved(ctx context.Context, e *fluxgate.Environment, d *fluxgate.Deployment) ([]gitrepo.Conflict, error) {
+	p, err := s.store.GetProject(ctx, d.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	if !p.GitOpsEnabled && !isHeldConfig(d) {
+		return nil, s.applyApproved(ctx, p, d)
+	}
 	res, err := s.pushHeld(ctx, e, d)
 	if err != nil {
 		var ce *gitrepo.ConflictError
@@ -378,14 +385,8 @@ func (s *Service) pushHeld(ctx context.Context, e *fluxgate.Environment, d *flux
 	if err != nil {
 		return nil, err
 	}
-	var kind struct {
-		Kind string `json:"kind"`
-	}
-	if err := json.Unmarshal(d.Change, &kind); err != nil {
-		return nil, fmt.Errorf("decode held change of deployment %s: %w", d.ID, err)
-	}
 	var edit gitrepo.EditFunc
-	if kind.Kind == heldConfigKind {
+	if isHeldConfig(d) {
 		var held heldConfig
 		if err := json.Unmarshal(d.Change, &held); err != nil {
 			return nil, fmt.Errorf("decode held config change of deployment %s: %w", d.ID, err)
@@ -418,6 +419,42 @@ func (s *Service) pushHeld(ctx context.Context, e *fluxgate.Environment, d *flux
 		Author: gitrepo.Signature{Name: userLabel(requester), Email: userEmail(requester)},
 		Edit:   edit,
 	})
+}
+
+// isHeldConfig reports whether d holds a config change (else a deploy).
+func isHeldConfig(d *fluxgate.Deployment) bool {
+	var kind struct {
+		Kind string `json:"kind"`
+	}
+	return json.Unmarshal(d.Change, &kind) == nil && kind.Kind == heldConfigKind
+}
+
+// applyApproved applies an approved deploy of a project without GitOps
+// directly to the cluster, as deployWithGitOps does for such projects.
+func (s *Service) applyApproved(ctx context.Context, p *fluxgate.Project, d *fluxgate.Deployment) error {
+	var in DeployInput
+	if err := json.Unmarshal(d.Change, &in); err != nil {
+		return fmt.Errorf("decode held deploy of deployment %s: %w", d.ID, err)
+	}
+	if err := s.applyDirect(ctx, p, d, in); err != nil {
+		if fluxgate.ErrorCode(err) == fluxgate.EINTERNAL {
+			s.logger.ErrorContext(ctx, "apply approved deploy", "deployment", d.ID, "err", err)
+		}
+		return s.failDeployment(ctx, d, "the approved change could not be applied: "+fluxgate.ErrorMessage(err), nil)
+	}
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.UpdateDeploymentFrom(ctx, d, fluxgate.DeploymentPending); err != nil {
+			return err
+		}
+		return s.audit(ctx, d.ProjectID, "deploy.applied", "deployment", d.ID, map[string]any{
+			"environmentId": d.EnvironmentID, "method": d.Method,
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.publishDeployment(ctx, d)
+	return nil
 }
 
 // failDeployment ends a claimed deployment whose change was not committed.

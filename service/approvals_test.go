@@ -14,6 +14,7 @@ import (
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/gitrepo"
 	"github.com/fluxgate/fluxgate/gitrepo/yamledit"
+	"github.com/fluxgate/fluxgate/k8s"
 	"github.com/fluxgate/fluxgate/service"
 	"github.com/fluxgate/fluxgate/store/storetest"
 )
@@ -459,5 +460,53 @@ func TestHeldConfigChangeConflictFails(t *testing.T) {
 	}
 	if got := strings.Join(f.auditActions(d.ID), ","); got != "config.requested,deploy.approved,deploy.failed" {
 		t.Fatalf("audit = %s", got)
+	}
+}
+
+// workloadCluster records direct deploys.
+type workloadCluster struct {
+	service.Cluster
+	mu      sync.Mutex
+	applied []k8s.WorkloadChange
+}
+
+func (c *workloadCluster) ApplyWorkloadChange(_ context.Context, ch k8s.WorkloadChange) (*k8s.WorkloadApplied, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.applied = append(c.applied, ch)
+	return &k8s.WorkloadApplied{Generation: 2, Replicas: 1, ReadyReplicas: 1}, nil
+}
+
+// Without GitOps, an approved deploy is applied directly, as an unheld one
+// would be.
+func TestApprovedDeployWithoutGitOpsAppliesDirectly(t *testing.T) {
+	kc := &workloadCluster{}
+	svc := service.New(storetest.MustOpen(t), service.WithCluster(service.StaticCluster{C: kc}))
+	ctx := context.Background()
+	owner := must(svc.SignIn(ctx, service.Identity{Subject: "owner", Name: "Owner"}))
+	dev := must(svc.SignIn(ctx, service.Identity{Subject: "dev", Name: "Dev"}))
+	asOwner, asDev := fluxgate.NewContextWithUser(ctx, owner), fluxgate.NewContextWithUser(ctx, dev)
+	off := false
+	p := must(svc.CreateProject(asOwner, service.CreateProjectInput{Slug: "plain", Name: "Plain", GitOpsEnabled: &off}))
+	must(svc.AddProjectMember(asOwner, p.ID, dev.ID, fluxgate.RoleDeveloper))
+	e := must(svc.CreateEnvironment(asOwner, service.CreateEnvironmentInput{ProjectID: p.ID, Name: "prod", Type: fluxgate.EnvironmentProduction,
+		Approval: &fluxgate.ApprovalPolicy{Required: true, MinApprovals: 1}}))
+	image := "acme/web:7.0.0"
+	_, err := svc.DeployWithGitOps(asDev, service.DeployInput{EnvironmentID: e.ID, Image: &image})
+	wantErrCode(t, "held direct deploy without a Deployment name", err, fluxgate.EINVALID)
+	res := must(svc.DeployWithGitOps(asDev, service.DeployInput{EnvironmentID: e.ID, Deployment: "web", Image: &image}))
+	if res.Deployment.Status != fluxgate.DeploymentAwaitingApproval || len(kc.applied) != 0 {
+		t.Fatalf("held direct deploy = %+v, applied %v", res.Deployment, kc.applied)
+	}
+	ar, err := svc.ApproveDeployment(asOwner, res.Deployment.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ar.Deployment
+	if d.Status != fluxgate.DeploymentSucceeded || d.Method != fluxgate.MethodManual || d.FinishedAt == nil || d.CommitSHA != "" {
+		t.Fatalf("approved direct deploy = %+v", d)
+	}
+	if len(kc.applied) != 1 || kc.applied[0].Name != "web" || kc.applied[0].Namespace != p.Namespace || *kc.applied[0].Image != image {
+		t.Fatalf("applied = %+v", kc.applied)
 	}
 }

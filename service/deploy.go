@@ -187,6 +187,9 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 	case e.Approval.Required:
 		// Nothing is committed until approvers agree; ApproveDeployment
 		// moves it on (SPEC §11).
+		if !p.GitOpsEnabled && in.Deployment == "" {
+			return nil, fluxgate.InvalidField("deployment", "name the Deployment: without GitOps there are no manifests to find it in")
+		}
 		d.Method, d.Status = fluxgate.MethodGitOpsUI, fluxgate.DeploymentAwaitingApproval
 		d.Steps = pendingSteps()
 		if err := s.recordDeployment(ctx, d, "deploy.requested"); err != nil {
@@ -225,9 +228,22 @@ func (s *Service) deployDirect(ctx context.Context, p *fluxgate.Project, d *flux
 	if in.Deployment == "" {
 		return nil, fluxgate.InvalidField("deployment", "name the Deployment: without GitOps there are no manifests to find it in")
 	}
+	if err := s.applyDirect(ctx, p, d, in); err != nil {
+		return nil, err
+	}
+	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {
+		return nil, err
+	}
+	s.publishDeployment(ctx, d)
+	return &DeployResult{Deployment: d, Message: fmt.Sprintf("applied directly to Deployment %s (the project does not use GitOps)", in.Deployment)}, nil
+}
+
+// applyDirect applies a deploy to the Deployment in the cluster and marks
+// d as a succeeded manual deployment.
+func (s *Service) applyDirect(ctx context.Context, p *fluxgate.Project, d *fluxgate.Deployment, in DeployInput) error {
 	c, err := s.cluster()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ch := k8s.WorkloadChange{Namespace: p.Namespace, Name: in.Deployment, Container: in.Container, Image: in.Image, Replicas: in.Replicas, RemoveEnv: in.RemoveEnv}
 	for _, e := range in.Env {
@@ -235,7 +251,7 @@ func (s *Service) deployDirect(ctx context.Context, p *fluxgate.Project, d *flux
 	}
 	applied, err := c.ApplyWorkloadChange(ctx, ch)
 	if err != nil {
-		return nil, clusterError("direct deploy", err)
+		return clusterError("direct deploy", err)
 	}
 	now := s.now().UTC()
 	d.Method, d.Status, d.FinishedAt = fluxgate.MethodManual, fluxgate.DeploymentSucceeded, &now
@@ -244,11 +260,7 @@ func (s *Service) deployDirect(ctx context.Context, p *fluxgate.Project, d *flux
 		Message:   fmt.Sprintf("applied to Deployment %s/%s (generation %d)", p.Namespace, in.Deployment, applied.Generation),
 		ReadyPods: int(applied.ReadyReplicas), TotalPods: int(applied.Replicas),
 	}}
-	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {
-		return nil, err
-	}
-	s.publishDeployment(ctx, d)
-	return &DeployResult{Deployment: d, Message: fmt.Sprintf("applied directly to Deployment %s (the project does not use GitOps)", in.Deployment)}, nil
+	return nil
 }
 
 // markCommitted records that res pushed d's change: pending, with the
