@@ -86,6 +86,11 @@ type Store interface {
 	ListOpenDeployments(ctx context.Context) ([]*Deployment, error)
 	FindDeploymentByCommit(ctx context.Context, environmentID, commitSHA string) (*Deployment, error)
 	UpdateDeployment(ctx context.Context, d *Deployment) error
+	// UpdateDeploymentFrom is UpdateDeployment only while the stored status
+	// is from (compare-and-swap; the row stays locked until the
+	// transaction ends). ECONFLICT when the status differs, ENOTFOUND when
+	// there is no such deployment.
+	UpdateDeploymentFrom(ctx context.Context, d *Deployment, from DeploymentStatus) error
 
 	CreateApproval(ctx context.Context, a *Approval) error
 	ListApprovals(ctx context.Context, deploymentID string) ([]*Approval, error)

@@ -453,6 +453,7 @@ type CommitResult struct {
 	Branch   string
 	Attempts int
 	Files    []string // changed paths
+	Author   Signature
 }
 
 // Commit runs req.Edit on the branch head, commits the change on top of it
@@ -615,7 +616,7 @@ func (w *Workspace) attempt(ctx context.Context, c *cachedRepo, r Remote, req Co
 	if err := st.SetReference(plumbing.NewHashReference(remoteRef(req.Branch), sha)); err != nil {
 		return nil, false, fmt.Errorf("set %s: %w", remoteRef(req.Branch), err)
 	}
-	res := &CommitResult{SHA: sha.String(), Branch: req.Branch, Files: changed}
+	res := &CommitResult{SHA: sha.String(), Branch: req.Branch, Files: changed, Author: req.Author}
 	if !parent.IsZero() {
 		res.Parent = parent.String()
 	}

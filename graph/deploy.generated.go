@@ -25,6 +25,8 @@ type DeploymentResolver interface {
 	CommitAuthor(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.CommitAuthor, error)
 	Environment(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.Environment, error)
 
+	Approvals(ctx context.Context, obj *fluxgate.Deployment) ([]*fluxgate.Approval, error)
+	RequiredApprovals(ctx context.Context, obj *fluxgate.Deployment) (int, error)
 	RollbackOf(ctx context.Context, obj *fluxgate.Deployment) (*fluxgate.Deployment, error)
 }
 type DeploymentStepResolver interface {
@@ -1508,6 +1510,61 @@ func (ec *executionContext) fieldContext_Deployment_createdAt(_ context.Context,
 	return graphql.NewScalarFieldContext("Deployment", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Deployment_approvals(ctx context.Context, field graphql.CollectedField, obj *fluxgate.Deployment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Deployment_approvals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Deployment().Approvals(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*fluxgate.Approval) graphql.Marshaler {
+			return ec.marshalNApproval2ᚕᚖgithubᚗcomᚋfluxgateᚋfluxgateᚐApprovalᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Deployment_approvals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Deployment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Approval(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Deployment_requiredApprovals(ctx context.Context, field graphql.CollectedField, obj *fluxgate.Deployment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Deployment_requiredApprovals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Deployment().RequiredApprovals(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Deployment_requiredApprovals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Deployment", field, true, true, "Int")
+}
+
 func (ec *executionContext) _Deployment_rollbackOf(ctx context.Context, field graphql.CollectedField, obj *fluxgate.Deployment) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2885,6 +2942,13 @@ func (ec *executionContext) _CommitConfigResult(ctx context.Context, sel ast.Sel
 			return graphql.Null
 		}
 		return ec._ConfigCommitted(ctx, sel, obj)
+	case model.ConfigAwaitingApproval:
+		return ec._ConfigAwaitingApproval(ctx, sel, &obj)
+	case *model.ConfigAwaitingApproval:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ConfigAwaitingApproval(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -3566,6 +3630,18 @@ func (ec *executionContext) _Deployment(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "approvals":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Deployment_approvals(ctx, field, obj)
+				})
+		case "requiredApprovals":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Deployment_requiredApprovals(ctx, field, obj)
+				})
 		case "rollbackOf":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,

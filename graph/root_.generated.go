@@ -23,6 +23,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Approval() ApprovalResolver
 	AuditEntry() AuditEntryResolver
 	Deployment() DeploymentResolver
 	DeploymentStep() DeploymentStepResolver
@@ -57,6 +58,19 @@ type ComplexityRoot struct {
 		CreatedResources func(childComplexity int) int
 		Kept             func(childComplexity int) int
 		SkippedResources func(childComplexity int) int
+	}
+
+	Approval struct {
+		Comment   func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		Decision  func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
+	ApprovalConflict struct {
+		Approval   func(childComplexity int) int
+		Conflicts  func(childComplexity int) int
+		Deployment func(childComplexity int) int
 	}
 
 	ApprovalPolicy struct {
@@ -100,6 +114,10 @@ type ComplexityRoot struct {
 		Reason             func(childComplexity int) int
 		Status             func(childComplexity int) int
 		Type               func(childComplexity int) int
+	}
+
+	ConfigAwaitingApproval struct {
+		Deployment func(childComplexity int) int
 	}
 
 	ConfigChange struct {
@@ -220,21 +238,28 @@ type ComplexityRoot struct {
 	}
 
 	Deployment struct {
-		Branch       func(childComplexity int) int
-		CommitAuthor func(childComplexity int) int
-		CommitSHA    func(childComplexity int) int
-		CreatedAt    func(childComplexity int) int
-		DeployedBy   func(childComplexity int) int
-		Environment  func(childComplexity int) int
-		FinishedAt   func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Message      func(childComplexity int) int
-		Method       func(childComplexity int) int
-		RollbackOf   func(childComplexity int) int
-		StartedAt    func(childComplexity int) int
-		Status       func(childComplexity int) int
-		Steps        func(childComplexity int) int
-		Version      func(childComplexity int) int
+		Approvals         func(childComplexity int) int
+		Branch            func(childComplexity int) int
+		CommitAuthor      func(childComplexity int) int
+		CommitSHA         func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		DeployedBy        func(childComplexity int) int
+		Environment       func(childComplexity int) int
+		FinishedAt        func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Message           func(childComplexity int) int
+		Method            func(childComplexity int) int
+		RequiredApprovals func(childComplexity int) int
+		RollbackOf        func(childComplexity int) int
+		StartedAt         func(childComplexity int) int
+		Status            func(childComplexity int) int
+		Steps             func(childComplexity int) int
+		Version           func(childComplexity int) int
+	}
+
+	DeploymentApproval struct {
+		Approval   func(childComplexity int) int
+		Deployment func(childComplexity int) int
 	}
 
 	DeploymentConfig struct {
@@ -430,6 +455,7 @@ type ComplexityRoot struct {
 		AddProjectMember         func(childComplexity int, input model.AddProjectMemberInput) int
 		AddTeamMember            func(childComplexity int, input model.AddTeamMemberInput) int
 		ApplyTemplate            func(childComplexity int, input model.ApplyTemplateInput) int
+		ApproveDeployment        func(childComplexity int, id string, comment *string) int
 		BatchCreateResources     func(childComplexity int, input model.BatchCreateResourcesInput) int
 		CommitConfigChanges      func(childComplexity int, input model.CommitConfigChangesInput) int
 		ConnectRepository        func(childComplexity int, input model.ConnectRepositoryInput) int
@@ -448,6 +474,7 @@ type ComplexityRoot struct {
 		DeployWithGitOps         func(childComplexity int, input model.DeployWithGitOpsInput) int
 		DisconnectRepository     func(childComplexity int, input model.DisconnectRepositoryInput) int
 		InstallFlux              func(childComplexity int, input model.InstallFluxInput) int
+		RejectDeployment         func(childComplexity int, id string, reason string) int
 		RemoveProjectMember      func(childComplexity int, input model.RemoveProjectMemberInput) int
 		RemoveTeamMember         func(childComplexity int, input model.RemoveTeamMemberInput) int
 		ResumeResource           func(childComplexity int, input model.ResourceIDInput) int
@@ -455,6 +482,7 @@ type ComplexityRoot struct {
 		SetProjectMemberRole     func(childComplexity int, input model.SetProjectMemberRoleInput) int
 		SetRepositoryCredentials func(childComplexity int, input model.SetRepositoryCredentialsInput) int
 		SuspendResource          func(childComplexity int, input model.ResourceIDInput) int
+		SyncEnvironment          func(childComplexity int, environmentID string) int
 		TriggerSync              func(childComplexity int, input model.TriggerSyncInput) int
 		UpdateEnvironment        func(childComplexity int, input model.UpdateEnvironmentInput) int
 		UpdateGitRepository      func(childComplexity int, input model.UpdateGitRepositoryInput) int
@@ -554,6 +582,10 @@ type ComplexityRoot struct {
 		Viewer                func(childComplexity int) int
 	}
 
+	RejectDeploymentPayload struct {
+		Deployment func(childComplexity int) int
+	}
+
 	RemoveProjectMemberPayload struct {
 		RemovedUserID func(childComplexity int) int
 	}
@@ -623,6 +655,12 @@ type ComplexityRoot struct {
 		FluxEvents            func(childComplexity int, projectID string, after *string) int
 		Presence              func(childComplexity int, environmentID string, mode fluxgate.PresenceMode) int
 		ResourceStatusChanged func(childComplexity int, projectID string, environmentID *string) int
+	}
+
+	SyncEnvironmentPayload struct {
+		Environment           func(childComplexity int) int
+		ResumedKustomizations func(childComplexity int) int
+		Revision              func(childComplexity int) int
 	}
 
 	Team struct {
@@ -752,6 +790,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApplyTemplatePayload.SkippedResources(childComplexity), true
+
+	case "Approval.comment":
+		if e.ComplexityRoot.Approval.Comment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Approval.Comment(childComplexity), true
+	case "Approval.at":
+		if e.ComplexityRoot.Approval.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Approval.CreatedAt(childComplexity), true
+	case "Approval.decision":
+		if e.ComplexityRoot.Approval.Decision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Approval.Decision(childComplexity), true
+	case "Approval.user":
+		if e.ComplexityRoot.Approval.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Approval.User(childComplexity), true
+
+	case "ApprovalConflict.approval":
+		if e.ComplexityRoot.ApprovalConflict.Approval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApprovalConflict.Approval(childComplexity), true
+	case "ApprovalConflict.conflicts":
+		if e.ComplexityRoot.ApprovalConflict.Conflicts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApprovalConflict.Conflicts(childComplexity), true
+	case "ApprovalConflict.deployment":
+		if e.ComplexityRoot.ApprovalConflict.Deployment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApprovalConflict.Deployment(childComplexity), true
 
 	case "ApprovalPolicy.approverIds":
 		if e.ComplexityRoot.ApprovalPolicy.ApproverIDs == nil {
@@ -891,6 +973,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Condition.Type(childComplexity), true
+
+	case "ConfigAwaitingApproval.deployment":
+		if e.ComplexityRoot.ConfigAwaitingApproval.Deployment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfigAwaitingApproval.Deployment(childComplexity), true
 
 	case "ConfigChange.new":
 		if e.ComplexityRoot.ConfigChange.New == nil {
@@ -1237,6 +1326,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeployPayload.Message(childComplexity), true
 
+	case "Deployment.approvals":
+		if e.ComplexityRoot.Deployment.Approvals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.Approvals(childComplexity), true
 	case "Deployment.branch":
 		if e.ComplexityRoot.Deployment.Branch == nil {
 			break
@@ -1297,6 +1392,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Deployment.Method(childComplexity), true
+	case "Deployment.requiredApprovals":
+		if e.ComplexityRoot.Deployment.RequiredApprovals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Deployment.RequiredApprovals(childComplexity), true
 	case "Deployment.rollbackOf":
 		if e.ComplexityRoot.Deployment.RollbackOf == nil {
 			break
@@ -1327,6 +1428,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Deployment.Version(childComplexity), true
+
+	case "DeploymentApproval.approval":
+		if e.ComplexityRoot.DeploymentApproval.Approval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentApproval.Approval(childComplexity), true
+	case "DeploymentApproval.deployment":
+		if e.ComplexityRoot.DeploymentApproval.Deployment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeploymentApproval.Deployment(childComplexity), true
 
 	case "DeploymentConfig.path":
 		if e.ComplexityRoot.DeploymentConfig.Path == nil {
@@ -2053,6 +2167,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ApplyTemplate(childComplexity, args["input"].(model.ApplyTemplateInput)), true
+	case "Mutation.approveDeployment":
+		if e.ComplexityRoot.Mutation.ApproveDeployment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_approveDeployment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApproveDeployment(childComplexity, args["id"].(string), args["comment"].(*string)), true
 	case "Mutation.batchCreateResources":
 		if e.ComplexityRoot.Mutation.BatchCreateResources == nil {
 			break
@@ -2251,6 +2376,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.InstallFlux(childComplexity, args["input"].(model.InstallFluxInput)), true
+	case "Mutation.rejectDeployment":
+		if e.ComplexityRoot.Mutation.RejectDeployment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rejectDeployment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RejectDeployment(childComplexity, args["id"].(string), args["reason"].(string)), true
 	case "Mutation.removeProjectMember":
 		if e.ComplexityRoot.Mutation.RemoveProjectMember == nil {
 			break
@@ -2328,6 +2464,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SuspendResource(childComplexity, args["input"].(model.ResourceIDInput)), true
+	case "Mutation.syncEnvironment":
+		if e.ComplexityRoot.Mutation.SyncEnvironment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_syncEnvironment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SyncEnvironment(childComplexity, args["environmentId"].(string)), true
 	case "Mutation.triggerSync":
 		if e.ComplexityRoot.Mutation.TriggerSync == nil {
 			break
@@ -2867,6 +3014,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "RejectDeploymentPayload.deployment":
+		if e.ComplexityRoot.RejectDeploymentPayload.Deployment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RejectDeploymentPayload.Deployment(childComplexity), true
+
 	case "RemoveProjectMemberPayload.removedUserId":
 		if e.ComplexityRoot.RemoveProjectMemberPayload.RemovedUserID == nil {
 			break
@@ -3130,6 +3284,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.ResourceStatusChanged(childComplexity, args["projectId"].(string), args["environmentId"].(*string)), true
+
+	case "SyncEnvironmentPayload.environment":
+		if e.ComplexityRoot.SyncEnvironmentPayload.Environment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncEnvironmentPayload.Environment(childComplexity), true
+	case "SyncEnvironmentPayload.resumedKustomizations":
+		if e.ComplexityRoot.SyncEnvironmentPayload.ResumedKustomizations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncEnvironmentPayload.ResumedKustomizations(childComplexity), true
+	case "SyncEnvironmentPayload.revision":
+		if e.ComplexityRoot.SyncEnvironmentPayload.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncEnvironmentPayload.Revision(childComplexity), true
 
 	case "Team.createdAt":
 		if e.ComplexityRoot.Team.CreatedAt == nil {
@@ -4187,6 +4360,105 @@ input RemoveTeamMemberInput {
 type RemoveTeamMemberPayload {
   "The team."
   team: Team!
+}
+`, BuiltIn: false},
+	{Name: "../schema/approvals.graphqls", Input: `# Approvals and auto-sync (SPEC §11, docs/approvals.md).
+
+extend type Mutation {
+  """
+  Approve a deployment awaiting approval. Eligible: the environment's
+  approvers when it lists any, else the project's maintainers and owners;
+  never the requester. Each approver decides once. The approval that reaches
+  the required number commits the held change onto the current head of the
+  branch (author: the requester) and asks Flux to apply it; when the held
+  config change conflicts with what changed on the branch since, nothing is
+  written, the deployment fails and the result is an ApprovalConflict.
+  """
+  approveDeployment("The deployment awaiting approval." id: ID!, "Why, shown with the decision." comment: String): ApproveDeploymentResult!
+  """
+  Reject a deployment awaiting approval: it becomes REJECTED and can no longer
+  be approved. Eligible as for approveDeployment; the requester may withdraw
+  their own request.
+  """
+  rejectDeployment("The deployment awaiting approval." id: ID!, "Why it is rejected (required)." reason: String!): RejectDeploymentPayload!
+  """
+  Ask Flux to apply the head of an environment's branch now. With autoSync
+  off, its Kustomizations are resumed until that revision is applied, then
+  suspended again. Needs ` + "`" + `sync` + "`" + ` on the project or ` + "`" + `deploy` + "`" + ` on the environment.
+  """
+  syncEnvironment("The environment." environmentId: ID!): SyncEnvironmentPayload!
+}
+
+extend type Deployment {
+  "The approvers' decisions, in the order they were made."
+  approvals: [Approval!]!
+  "How many approvals the deployment needs before it is committed; 0 when its environment does not require approval."
+  requiredApprovals: Int!
+}
+
+"An approver's answer."
+enum ApprovalDecision {
+  "Approved."
+  APPROVED
+  "Rejected."
+  REJECTED
+}
+
+"One approver's decision on a deployment."
+type Approval {
+  "Who decided."
+  user: User!
+  "Approved or rejected."
+  decision: ApprovalDecision!
+  "The approver's comment, or the reason of a rejection; empty when none."
+  comment: String!
+  "When the decision was made."
+  at: Time!
+}
+
+"Result of approveDeployment."
+union ApproveDeploymentResult = DeploymentApproval | ApprovalConflict
+
+"The approval was recorded; the deployment awaits more approvals, or was committed (PENDING with its commit), or FAILED when its change could not be committed (see its first step)."
+type DeploymentApproval {
+  "The approval recorded."
+  approval: Approval!
+  "The deployment after the approval."
+  deployment: Deployment!
+}
+
+"The approval was recorded and completed the approvals, but the held config change overlaps changes made on the branch since it was requested: nothing was written and the deployment FAILED."
+type ApprovalConflict {
+  "The approval recorded."
+  approval: Approval!
+  "The deployment, now FAILED."
+  deployment: Deployment!
+  "Every conflicting field."
+  conflicts: [ConfigConflictEntry!]!
+}
+
+"Result of rejectDeployment."
+type RejectDeploymentPayload {
+  "The deployment, now REJECTED."
+  deployment: Deployment!
+}
+
+"Result of syncEnvironment."
+type SyncEnvironmentPayload {
+  "The environment."
+  environment: Environment!
+  "The commit Flux is asked to apply: the branch head; empty when it is not known."
+  revision: String!
+  "How many Kustomizations were resumed to apply it (autoSync off); they are suspended again once it is applied."
+  resumedKustomizations: Int!
+}
+
+extend union CommitConfigResult = ConfigAwaitingApproval
+
+"The environment requires approval: the change is held in a deployment awaiting approval and nothing was committed yet."
+type ConfigAwaitingApproval {
+  "The deployment holding the change (AWAITING_APPROVAL)."
+  deployment: Deployment!
 }
 `, BuiltIn: false},
 	{Name: "../schema/deploy.graphqls", Input: `extend type Query {
@@ -5675,6 +5947,20 @@ func (ec *executionContext) childFields_ApplyTemplatePayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type ApplyTemplatePayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Approval(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_Approval_user(ctx, field)
+	case "decision":
+		return ec.fieldContext_Approval_decision(ctx, field)
+	case "comment":
+		return ec.fieldContext_Approval_comment(ctx, field)
+	case "at":
+		return ec.fieldContext_Approval_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Approval", field.Name)
+}
+
 func (ec *executionContext) childFields_ApprovalPolicy(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "required":
@@ -6007,6 +6293,10 @@ func (ec *executionContext) childFields_Deployment(ctx context.Context, field gr
 		return ec.fieldContext_Deployment_finishedAt(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Deployment_createdAt(ctx, field)
+	case "approvals":
+		return ec.fieldContext_Deployment_approvals(ctx, field)
+	case "requiredApprovals":
+		return ec.fieldContext_Deployment_requiredApprovals(ctx, field)
 	case "rollbackOf":
 		return ec.fieldContext_Deployment_rollbackOf(ctx, field)
 	}
@@ -6525,6 +6815,14 @@ func (ec *executionContext) childFields_ProjectMember(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type ProjectMember", field.Name)
 }
 
+func (ec *executionContext) childFields_RejectDeploymentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deployment":
+		return ec.fieldContext_RejectDeploymentPayload_deployment(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RejectDeploymentPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RemoveProjectMemberPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "removedUserId":
@@ -6637,6 +6935,18 @@ func (ec *executionContext) childFields_SkippedResource(ctx context.Context, fie
 		return ec.fieldContext_SkippedResource_existing(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SkippedResource", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncEnvironmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "environment":
+		return ec.fieldContext_SyncEnvironmentPayload_environment(ctx, field)
+	case "revision":
+		return ec.fieldContext_SyncEnvironmentPayload_revision(ctx, field)
+	case "resumedKustomizations":
+		return ec.fieldContext_SyncEnvironmentPayload_resumedKustomizations(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncEnvironmentPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Team(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -201,6 +201,9 @@ func (r *mutationResolver) CommitConfigChanges(ctx context.Context, in model.Com
 	if len(res.Conflicts) > 0 {
 		return &model.ConfigConflict{Conflicts: conflicts(res.Conflicts)}, nil
 	}
+	if res.Deployment.Status == fluxgate.DeploymentAwaitingApproval {
+		return &model.ConfigAwaitingApproval{Deployment: res.Deployment}, nil
+	}
 	return &model.ConfigCommitted{CommitSha: res.CommitSHA, Deployment: res.Deployment}, nil
 }
 

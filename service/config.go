@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/fluxgate/fluxgate"
@@ -190,6 +189,9 @@ type CommitConfigResult struct {
 // (needs update), merged with what changed on the branch since the base
 // revision. Overlapping changes give Conflicts and write nothing. A commit
 // records a gitops-ui deployment and asks Flux to reconcile at once.
+// Environments that require approval get a deployment awaiting approval
+// holding the change, and nothing is committed (ApproveDeployment merges
+// it onto the head of the branch then).
 func (s *Service) CommitConfigChanges(ctx context.Context, in ConfigChangeInput) (*CommitConfigResult, error) {
 	if strings.TrimSpace(in.Message) == "" {
 		return nil, fluxgate.InvalidField("message", "the commit message is empty")
@@ -197,6 +199,9 @@ func (s *Service) CommitConfigChanges(ctx context.Context, in ConfigChangeInput)
 	e, p, u, t, cc, err := s.configChange(ctx, in, fluxgate.ActionUpdate)
 	if err != nil {
 		return nil, err
+	}
+	if e.Approval.Required {
+		return s.holdConfigChange(ctx, e, p, u, in, cc)
 	}
 	res, err := s.git.Commit(ctx, gitrepo.CommitRequest{
 		Remote: t.remote, Branch: t.branch, Dir: t.path,
@@ -216,16 +221,13 @@ func (s *Service) CommitConfigChanges(ctx context.Context, in ConfigChangeInput)
 	}
 	now := s.now().UTC()
 	d := &fluxgate.Deployment{
-		ProjectID: p.ID, EnvironmentID: e.ID, Strategy: "rolling", Method: fluxgate.MethodGitOpsUI, Status: fluxgate.DeploymentPending,
-		CommitSHA: res.SHA, Branch: res.Branch, Message: strings.TrimSpace(in.Message), DeployedBy: u.ID, Change: change,
-		StartedAt: now, Steps: pendingSteps(), CommitAuthor: fluxgate.CommitAuthor{Name: userLabel(u), Email: userEmail(u)},
+		ProjectID: p.ID, EnvironmentID: e.ID, Strategy: "rolling", Method: fluxgate.MethodGitOpsUI,
+		Message: strings.TrimSpace(in.Message), DeployedBy: u.ID, Change: change, StartedAt: now,
 	}
-	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: fmt.Sprintf("commit %s pushed to %s", shortSHA(res.SHA), res.Branch)}
+	markCommitted(d, res, gitrepo.Signature{Name: userLabel(u), Email: userEmail(u)}, now)
 	if err := s.recordDeployment(ctx, d, "config.committed"); err != nil {
 		return nil, err
 	}
-	s.requestReconcile(ctx, e)
-	s.publishDeployment(ctx, d)
-	s.trackDeployment(ctx, d)
+	s.handToFlux(ctx, e, d)
 	return &CommitConfigResult{CommitSHA: res.SHA, Deployment: d}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/gitrepo"
@@ -152,7 +153,7 @@ func gitError(op string, err error) error {
 // deployment with the commit SHA, and asks Flux to reconcile at once.
 //
 // Environments that require approval get a deployment awaiting approval
-// and no commit (approving it is the approvals feature's work). Projects
+// and no commit (ApproveDeployment commits it, service/approvals.go). Projects
 // without GitOps get a direct server-side apply, recorded as manual.
 //
 // Needs sync on the environment (an environment "deploy" permission grants
@@ -184,8 +185,11 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 	}
 	switch {
 	case e.Approval.Required:
-		// Nothing is committed until approvers agree; the approvals
-		// feature moves it on (SPEC §11).
+		// Nothing is committed until approvers agree; ApproveDeployment
+		// moves it on (SPEC §11).
+		if !p.GitOpsEnabled && in.Deployment == "" {
+			return nil, fluxgate.InvalidField("deployment", "name the Deployment: without GitOps there are no manifests to find it in")
+		}
 		d.Method, d.Status = fluxgate.MethodGitOpsUI, fluxgate.DeploymentAwaitingApproval
 		d.Steps = pendingSteps()
 		if err := s.recordDeployment(ctx, d, "deploy.requested"); err != nil {
@@ -209,17 +213,12 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 	if err != nil {
 		return nil, gitError("deploy commit", err)
 	}
-	d.Method, d.Status = fluxgate.MethodGitOpsUI, fluxgate.DeploymentPending
-	d.CommitSHA, d.Branch = res.SHA, res.Branch
-	d.CommitAuthor = fluxgate.CommitAuthor{Name: userLabel(u), Email: userEmail(u)}
-	d.Steps = pendingSteps()
-	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(res.SHA) + " pushed to " + res.Branch}
+	d.Method = fluxgate.MethodGitOpsUI
+	markCommitted(d, res, gitrepo.Signature{Name: userLabel(u), Email: userEmail(u)}, now)
 	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {
 		return nil, err
 	}
-	s.requestReconcile(ctx, e)
-	s.publishDeployment(ctx, d)
-	s.trackDeployment(ctx, d)
+	s.handToFlux(ctx, e, d)
 	return &DeployResult{Deployment: d, Message: fmt.Sprintf("committed %s to %s; Flux was asked to apply it now", shortSHA(res.SHA), res.Branch)}, nil
 }
 
@@ -229,9 +228,22 @@ func (s *Service) deployDirect(ctx context.Context, p *fluxgate.Project, d *flux
 	if in.Deployment == "" {
 		return nil, fluxgate.InvalidField("deployment", "name the Deployment: without GitOps there are no manifests to find it in")
 	}
+	if err := s.applyDirect(ctx, p, d, in); err != nil {
+		return nil, err
+	}
+	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {
+		return nil, err
+	}
+	s.publishDeployment(ctx, d)
+	return &DeployResult{Deployment: d, Message: fmt.Sprintf("applied directly to Deployment %s (the project does not use GitOps)", in.Deployment)}, nil
+}
+
+// applyDirect applies a deploy to the Deployment in the cluster and marks
+// d as a succeeded manual deployment.
+func (s *Service) applyDirect(ctx context.Context, p *fluxgate.Project, d *fluxgate.Deployment, in DeployInput) error {
 	c, err := s.cluster()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ch := k8s.WorkloadChange{Namespace: p.Namespace, Name: in.Deployment, Container: in.Container, Image: in.Image, Replicas: in.Replicas, RemoveEnv: in.RemoveEnv}
 	for _, e := range in.Env {
@@ -239,7 +251,7 @@ func (s *Service) deployDirect(ctx context.Context, p *fluxgate.Project, d *flux
 	}
 	applied, err := c.ApplyWorkloadChange(ctx, ch)
 	if err != nil {
-		return nil, clusterError("direct deploy", err)
+		return clusterError("direct deploy", err)
 	}
 	now := s.now().UTC()
 	d.Method, d.Status, d.FinishedAt = fluxgate.MethodManual, fluxgate.DeploymentSucceeded, &now
@@ -248,11 +260,28 @@ func (s *Service) deployDirect(ctx context.Context, p *fluxgate.Project, d *flux
 		Message:   fmt.Sprintf("applied to Deployment %s/%s (generation %d)", p.Namespace, in.Deployment, applied.Generation),
 		ReadyPods: int(applied.ReadyReplicas), TotalPods: int(applied.Replicas),
 	}}
-	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// markCommitted records that res pushed d's change, written by author:
+// pending, with the
+// commit and its branch, and the committed step done.
+func markCommitted(d *fluxgate.Deployment, res *gitrepo.CommitResult, author gitrepo.Signature, now time.Time) {
+	d.Status, d.CommitSHA, d.Branch = fluxgate.DeploymentPending, res.SHA, res.Branch
+	d.CommitAuthor = fluxgate.CommitAuthor{Name: author.Name, Email: author.Email}
+	d.Steps = pendingSteps()
+	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(res.SHA) + " pushed to " + res.Branch}
+}
+
+// handToFlux follows a stored, committed deployment: an environment whose
+// autoSync is off is let to apply it once (a deploy through fluxgate is
+// the explicit act autoSync off waits for; pushes are not), Flux is asked
+// to reconcile now, the deployment is published and the tracker takes it.
+func (s *Service) handToFlux(ctx context.Context, e *fluxgate.Environment, d *fluxgate.Deployment) {
+	s.syncOnce(ctx, e, d.CommitSHA)
+	s.requestReconcile(ctx, e)
 	s.publishDeployment(ctx, d)
-	return &DeployResult{Deployment: d, Message: fmt.Sprintf("applied directly to Deployment %s (the project does not use GitOps)", in.Deployment)}, nil
+	s.trackDeployment(ctx, d)
 }
 
 // recordDeployment stores d and its audit entry in one transaction.

@@ -211,6 +211,7 @@ func (s *Service) UpdateEnvironment(ctx context.Context, in UpdateEnvironmentInp
 		return nil, err
 	}
 	changed := []string{}
+	autoSync := e.GitOps.AutoSync
 	if in.Name != nil {
 		e.Name = *in.Name
 		changed = append(changed, "name")
@@ -250,6 +251,9 @@ func (s *Service) UpdateEnvironment(ctx context.Context, in UpdateEnvironmentInp
 	})
 	if err != nil {
 		return nil, err
+	}
+	if e.GitOps.AutoSync != autoSync {
+		s.applyAutoSync(ctx, e)
 	}
 	return s.store.GetEnvironment(ctx, e.ID)
 }

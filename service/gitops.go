@@ -18,6 +18,8 @@ type Cluster interface {
 	Delete(ctx context.Context, key k8s.ObjectKey, opts k8s.DeleteOptions) (*k8s.DeleteResult, error)
 	Suspend(ctx context.Context, key k8s.ObjectKey) error
 	Resume(ctx context.Context, key k8s.ObjectKey) error
+	// SetAnnotations merges annotations into an object ("" removes one).
+	SetAnnotations(ctx context.Context, key k8s.ObjectKey, annotations map[string]string) error
 	Reconcile(ctx context.Context, key k8s.ObjectKey, timeout time.Duration) (*k8s.ReconcileResult, error)
 	ApplyGitCredentials(ctx context.Context, namespace, name string, creds k8s.GitCredentials, labels map[string]string) (*k8s.GitCredentialsInfo, error)
 	FluxHealth(ctx context.Context) (*k8s.FluxHealth, error)
@@ -130,6 +132,10 @@ func (s *Service) newResource(ctx context.Context, p *fluxgate.Project, in Resou
 	}
 	if in.EnvironmentID != "" {
 		r.EnvironmentID = &in.EnvironmentID
+	}
+	// autoSync off: the environment's Kustomizations start suspended.
+	if r.Suspended, err = s.suspendedAtCreation(ctx, in); err != nil {
+		return nil, err
 	}
 	if in.RepositoryID != "" {
 		repo, err := s.store.GetRepository(ctx, in.RepositoryID)

@@ -142,14 +142,11 @@ func (s *Service) RollbackDeployment(ctx context.Context, deploymentID string) (
 	if d.Change, err = json.Marshal(rc); err != nil {
 		return nil, err
 	}
-	d.Status, d.CommitSHA, d.Branch = fluxgate.DeploymentPending, res.SHA, res.Branch
-	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(res.SHA) + " pushed to " + res.Branch}
+	markCommitted(d, res, gitrepo.Signature{Name: userLabel(u), Email: userEmail(u)}, now)
 	if err := s.recordDeployment(ctx, d, "deploy.rollback"); err != nil {
 		return nil, err
 	}
-	s.requestReconcile(ctx, e)
-	s.publishDeployment(ctx, d)
-	s.trackDeployment(ctx, d)
+	s.handToFlux(ctx, e, d)
 	return &RollbackResult{Deployment: d, CommitSHA: res.SHA,
 		Message: fmt.Sprintf("committed %s to %s, rolling %s back to %s; Flux was asked to apply it now", shortSHA(res.SHA), res.Branch, e.Name, shortSHA(target.CommitSHA))}, nil
 }

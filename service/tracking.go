@@ -49,8 +49,9 @@ func (s *Service) trackDeployment(ctx context.Context, d *fluxgate.Deployment) {
 }
 
 // observeFlux passes a GitRepository's or Kustomization's status to the
-// tracker and records a gitops-git deployment for a revision nobody
-// deployed through fluxgate.
+// tracker, records a gitops-git deployment for a revision nobody deployed
+// through fluxgate, and suspends again a Kustomization that autoSync off
+// keeps suspended once what it was resumed for is applied.
 func (w *WatchSink) observeFlux(ctx context.Context, ch k8s.ResourceChange) error {
 	if ch.EnvironmentID == "" {
 		return nil
@@ -68,15 +69,19 @@ func (w *WatchSink) observeFlux(ctx context.Context, ch k8s.ResourceChange) erro
 	if err != nil {
 		return err
 	}
-	if out.Unclaimed == "" {
-		return nil
+	if out.Unclaimed != "" {
+		d, err := w.s.recordPushedRevision(ctx, ch.EnvironmentID, out.Unclaimed)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			if _, err := w.s.tracker.Track(ctx, d); err != nil {
+				return err
+			}
+		}
 	}
-	d, err := w.s.recordPushedRevision(ctx, ch.EnvironmentID, out.Unclaimed)
-	if err != nil || d == nil {
-		return err
-	}
-	_, err = w.s.tracker.Track(ctx, d)
-	return err
+	// Last: a retry after its error repeats only idempotent work.
+	return w.keepSuspended(ctx, ch)
 }
 
 // recordPushedRevision records a gitops-git deployment of the commit a

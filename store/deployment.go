@@ -173,6 +173,45 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *fluxgate.Deployment) erro
 	return nil
 }
 
+// UpdateDeploymentFrom writes every field of d like UpdateDeployment, but
+// only while the stored status is from: a compare-and-swap on the status.
+// Inside a transaction the updated row stays locked until the transaction
+// ends (PostgreSQL row lock; SQLite transactions are serialized), so a
+// concurrent caller waits and then sees the new status. ECONFLICT when the
+// status is no longer from; ENOTFOUND if there is no such deployment.
+func (db *DB) UpdateDeploymentFrom(ctx context.Context, d *fluxgate.Deployment, from fluxgate.DeploymentStatus) error {
+	change, err := rawJSONArg("change", d.Change)
+	if err != nil {
+		return err
+	}
+	steps, err := jsonArg(d.Steps)
+	if err != nil {
+		return err
+	}
+	now := db.now()
+	res, err := db.w(ctx).ExecContext(ctx, db.q(`UPDATE deployments SET resource_id = ?, version = ?,
+		commit_sha = ?, branch = ?, strategy = ?, status = ?, method = ?, message = ?, deployed_by = ?,
+		change = ?, steps = ?, rollback_of = ?, started_at = ?, finished_at = ?, updated_at = ?
+		WHERE id = ? AND status = ?`),
+		strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch, d.Strategy, string(d.Status), string(d.Method),
+		d.Message, d.DeployedBy, change, steps, strPtrArg(d.RollbackOf), timeArg(d.StartedAt),
+		timePtrArg(d.FinishedAt), now, d.ID, string(from))
+	if err != nil {
+		return dbError(err, "deployment "+d.ID)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return dbError(err, "deployment "+d.ID)
+	} else if n == 0 {
+		cur, err := db.GetDeployment(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		return fluxgate.Errorf(fluxgate.ECONFLICT, "deployment %s is %s, not %s", d.ID, cur.Status, from)
+	}
+	d.UpdatedAt = now
+	return nil
+}
+
 // CreateApproval stores a, filling in its ID (when empty) and CreatedAt.
 // EINVALID for an unknown decision; ENOTFOUND if the deployment or user does
 // not exist; ECONFLICT if the user already decided on this deployment.

@@ -11,6 +11,11 @@ import (
 	"github.com/fluxgate/fluxgate/service"
 )
 
+// Result of approveDeployment.
+type ApproveDeploymentResult interface {
+	IsApproveDeploymentResult()
+}
+
 // Result of commitConfigChanges.
 type CommitConfigResult interface {
 	IsCommitConfigResult()
@@ -78,6 +83,18 @@ type ApplyTemplatePayload struct {
 	// Flux objects that already existed and were skipped.
 	SkippedResources []*SkippedResource `json:"skippedResources"`
 }
+
+// The approval was recorded and completed the approvals, but the held config change overlaps changes made on the branch since it was requested: nothing was written and the deployment FAILED.
+type ApprovalConflict struct {
+	// The approval recorded.
+	Approval *fluxgate.Approval `json:"approval"`
+	// The deployment, now FAILED.
+	Deployment *fluxgate.Deployment `json:"deployment"`
+	// Every conflicting field.
+	Conflicts []*yamledit.Conflict `json:"conflicts"`
+}
+
+func (ApprovalConflict) IsApproveDeploymentResult() {}
 
 // Approval policy input.
 type ApprovalPolicyInput struct {
@@ -156,6 +173,14 @@ type CommitConfigChangesInput struct {
 	// Commit body.
 	Description *string `json:"description,omitempty"`
 }
+
+// The environment requires approval: the change is held in a deployment awaiting approval and nothing was committed yet.
+type ConfigAwaitingApproval struct {
+	// The deployment holding the change (AWAITING_APPROVAL).
+	Deployment *fluxgate.Deployment `json:"deployment"`
+}
+
+func (ConfigAwaitingApproval) IsCommitConfigResult() {}
 
 // A config change to preview: files or a structured change, made on baseRevision.
 type ConfigChangeInput struct {
@@ -493,6 +518,16 @@ type DeployWithGitOpsInput struct {
 	RemoveEnv []string `json:"removeEnv,omitempty"`
 }
 
+// The approval was recorded; the deployment awaits more approvals, or was committed (PENDING with its commit), or FAILED when its change could not be committed (see its first step).
+type DeploymentApproval struct {
+	// The approval recorded.
+	Approval *fluxgate.Approval `json:"approval"`
+	// The deployment after the approval.
+	Deployment *fluxgate.Deployment `json:"deployment"`
+}
+
+func (DeploymentApproval) IsApproveDeploymentResult() {}
+
 // A Deployment found in the manifests.
 type DeploymentConfig struct {
 	// File holding it.
@@ -719,6 +754,12 @@ type ProjectEdge struct {
 type Query struct {
 }
 
+// Result of rejectDeployment.
+type RejectDeploymentPayload struct {
+	// The deployment, now REJECTED.
+	Deployment *fluxgate.Deployment `json:"deployment"`
+}
+
 // Input of removeProjectMember.
 type RemoveProjectMemberInput struct {
 	// The project's id.
@@ -887,6 +928,16 @@ type StructuredChangeInput struct {
 	Env []*EnvVarInput `json:"env,omitempty"`
 	// Variables to remove.
 	RemoveEnv []string `json:"removeEnv,omitempty"`
+}
+
+// Result of syncEnvironment.
+type SyncEnvironmentPayload struct {
+	// The environment.
+	Environment *fluxgate.Environment `json:"environment"`
+	// The commit Flux is asked to apply: the branch head; empty when it is not known.
+	Revision string `json:"revision"`
+	// How many Kustomizations were resumed to apply it (autoSync off); they are suspended again once it is applied.
+	ResumedKustomizations int `json:"resumedKustomizations"`
 }
 
 // A page of teams.

@@ -500,3 +500,110 @@ func testLock(t *testing.T, s fluxgate.Store) {
 	must(t, err)
 	unlock3()
 }
+
+// testDeploymentStatusSwap: UpdateDeploymentFrom writes only while the
+// stored status is the expected one; of concurrent swaps from the same
+// status exactly one wins.
+func testDeploymentStatusSwap(t *testing.T, s fluxgate.Store) {
+	ctx := context.Background()
+	p := mustProject(t, s, "p")
+	prod := mustEnvironment(t, s, p.ID, "prod")
+	d := mustDeployment(t, s, prod, "", fluxgate.DeploymentAwaitingApproval)
+
+	d.Status, d.CommitSHA, d.Message = fluxgate.DeploymentPending, "sha-1", "approved"
+	must(t, s.UpdateDeploymentFrom(ctx, d, fluxgate.DeploymentAwaitingApproval))
+	got, err := s.GetDeployment(ctx, d.ID)
+	must(t, err)
+	if got.Status != fluxgate.DeploymentPending || got.CommitSHA != "sha-1" || got.Message != "approved" {
+		t.Fatalf("after swap: %+v", got)
+	}
+	// The status moved on: a second swap from awaiting approval fails and
+	// writes nothing.
+	d.Status, d.Message = fluxgate.DeploymentRejected, "late"
+	wantCode(t, s.UpdateDeploymentFrom(ctx, d, fluxgate.DeploymentAwaitingApproval), fluxgate.ECONFLICT)
+	got, err = s.GetDeployment(ctx, d.ID)
+	must(t, err)
+	if got.Status != fluxgate.DeploymentPending || got.Message != "approved" {
+		t.Fatalf("a failed swap wrote: %+v", got)
+	}
+	wantCode(t, s.UpdateDeploymentFrom(ctx, &fluxgate.Deployment{ID: "ghost", Status: fluxgate.DeploymentFailed}, fluxgate.DeploymentPending), fluxgate.ENOTFOUND)
+
+	// Concurrent swaps from the same status: exactly one wins.
+	e := mustDeployment(t, s, prod, "", fluxgate.DeploymentAwaitingApproval)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := *e
+			c.Status, c.Message = fluxgate.DeploymentPending, fmt.Sprintf("winner %d", i)
+			errs[i] = s.InTx(ctx, func(ctx context.Context) error {
+				return s.UpdateDeploymentFrom(ctx, &c, fluxgate.DeploymentAwaitingApproval)
+			})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch fluxgate.ErrorCode(err) {
+		case "":
+			won++
+		case fluxgate.ECONFLICT:
+		default:
+			t.Fatalf("concurrent swap: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d concurrent swaps won, want exactly 1", won)
+	}
+}
+
+// testDeploymentStatusSwapSerializes: a swap that keeps the status locks
+// the row until the transaction ends, so transactions that each swap, add
+// an approval and count the approvals see every count from 1 to n once —
+// none misses another's committed approval (what approveDeployment relies
+// on to commit exactly once).
+func testDeploymentStatusSwapSerializes(t *testing.T, s fluxgate.Store) {
+	ctx := context.Background()
+	p := mustProject(t, s, "p")
+	prod := mustEnvironment(t, s, p.ID, "prod")
+	d := mustDeployment(t, s, prod, "", fluxgate.DeploymentAwaitingApproval)
+	const n = 6
+	users := make([]*fluxgate.User, n)
+	for i := range users {
+		users[i] = mustUser(t, s, fmt.Sprintf("approver%d", i))
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.InTx(ctx, func(ctx context.Context) error {
+				c := *d
+				if err := s.UpdateDeploymentFrom(ctx, &c, fluxgate.DeploymentAwaitingApproval); err != nil {
+					return err
+				}
+				if err := s.CreateApproval(ctx, &fluxgate.Approval{DeploymentID: d.ID, UserID: users[i].ID, Decision: fluxgate.ApprovalApproved}); err != nil {
+					return err
+				}
+				list, err := s.ListApprovals(ctx, d.ID)
+				counts[i] = len(list)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	slices.Sort(counts)
+	for i, c := range counts {
+		if c != i+1 {
+			t.Fatalf("approval counts seen = %v, want 1..%d once each", counts, n)
+		}
+	}
+}

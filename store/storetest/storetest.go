@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) fluxgate.Store) {
 		{"Resources", testResources},
 		{"Deployments", testDeployments},
 		{"Approvals", testApprovals},
+		{"DeploymentStatusSwap", testDeploymentStatusSwap},
+		{"DeploymentStatusSwapSerializes", testDeploymentStatusSwapSerializes},
 		{"AuditEntries", testAuditEntries},
 		{"FluxEvents", testFluxEvents},
 		{"FluxEventsCommitOrder", testFluxEventsCommitOrder},
