@@ -149,27 +149,13 @@ func (db *DB) FindDeploymentByCommit(ctx context.Context, environmentID, commitS
 // creation time, and fills in UpdatedAt. ENOTFOUND if there is no such
 // deployment.
 func (db *DB) UpdateDeployment(ctx context.Context, d *fluxgate.Deployment) error {
-	change, err := rawJSONArg("change", d.Change)
+	n, err := db.updateDeployment(ctx, d, "")
 	if err != nil {
 		return err
 	}
-	steps, err := jsonArg(d.Steps)
-	if err != nil {
-		return err
+	if n == 0 {
+		return notFound("deployment %s not found", d.ID)
 	}
-	now := db.now()
-	res, err := db.w(ctx).ExecContext(ctx, db.q(`UPDATE deployments SET resource_id = ?, version = ?,
-		commit_sha = ?, branch = ?, strategy = ?, status = ?, method = ?, message = ?, deployed_by = ?,
-		change = ?, steps = ?, rollback_of = ?, started_at = ?, finished_at = ?, updated_at = ?,
-		commit_author_name = ?, commit_author_email = ?
-		WHERE id = ?`),
-		strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch, d.Strategy, string(d.Status), string(d.Method),
-		d.Message, d.DeployedBy, change, steps, strPtrArg(d.RollbackOf), timeArg(d.StartedAt),
-		timePtrArg(d.FinishedAt), now, d.CommitAuthor.Name, d.CommitAuthor.Email, d.ID)
-	if err := affectedOne(res, err, "deployment "+d.ID); err != nil {
-		return err
-	}
-	d.UpdatedAt = now
 	return nil
 }
 
@@ -180,36 +166,56 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *fluxgate.Deployment) erro
 // concurrent caller waits and then sees the new status. ECONFLICT when the
 // status is no longer from; ENOTFOUND if there is no such deployment.
 func (db *DB) UpdateDeploymentFrom(ctx context.Context, d *fluxgate.Deployment, from fluxgate.DeploymentStatus) error {
-	change, err := rawJSONArg("change", d.Change)
+	n, err := db.updateDeployment(ctx, d, from)
 	if err != nil {
 		return err
 	}
-	steps, err := jsonArg(d.Steps)
-	if err != nil {
-		return err
-	}
-	now := db.now()
-	res, err := db.w(ctx).ExecContext(ctx, db.q(`UPDATE deployments SET resource_id = ?, version = ?,
-		commit_sha = ?, branch = ?, strategy = ?, status = ?, method = ?, message = ?, deployed_by = ?,
-		change = ?, steps = ?, rollback_of = ?, started_at = ?, finished_at = ?, updated_at = ?
-		WHERE id = ? AND status = ?`),
-		strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch, d.Strategy, string(d.Status), string(d.Method),
-		d.Message, d.DeployedBy, change, steps, strPtrArg(d.RollbackOf), timeArg(d.StartedAt),
-		timePtrArg(d.FinishedAt), now, d.ID, string(from))
-	if err != nil {
-		return dbError(err, "deployment "+d.ID)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return dbError(err, "deployment "+d.ID)
-	} else if n == 0 {
+	if n == 0 {
 		cur, err := db.GetDeployment(ctx, d.ID)
 		if err != nil {
 			return err
 		}
 		return fluxgate.Errorf(fluxgate.ECONFLICT, "deployment %s is %s, not %s", d.ID, cur.Status, from)
 	}
-	d.UpdatedAt = now
 	return nil
+}
+
+// updateDeployment writes d, only while its status is from when from is
+// set, and returns how many rows it changed (0 or 1).
+func (db *DB) updateDeployment(ctx context.Context, d *fluxgate.Deployment, from fluxgate.DeploymentStatus) (int64, error) {
+	change, err := rawJSONArg("change", d.Change)
+	if err != nil {
+		return 0, err
+	}
+	steps, err := jsonArg(d.Steps)
+	if err != nil {
+		return 0, err
+	}
+	now := db.now()
+	query := `UPDATE deployments SET resource_id = ?, version = ?,
+		commit_sha = ?, branch = ?, strategy = ?, status = ?, method = ?, message = ?, deployed_by = ?,
+		change = ?, steps = ?, rollback_of = ?, started_at = ?, finished_at = ?, updated_at = ?,
+		commit_author_name = ?, commit_author_email = ?
+		WHERE id = ?`
+	args := []any{strPtrArg(d.ResourceID), d.Version, d.CommitSHA, d.Branch, d.Strategy, string(d.Status), string(d.Method),
+		d.Message, d.DeployedBy, change, steps, strPtrArg(d.RollbackOf), timeArg(d.StartedAt),
+		timePtrArg(d.FinishedAt), now, d.CommitAuthor.Name, d.CommitAuthor.Email, d.ID}
+	if from != "" {
+		query += ` AND status = ?`
+		args = append(args, string(from))
+	}
+	res, err := db.w(ctx).ExecContext(ctx, db.q(query), args...)
+	if err != nil {
+		return 0, dbError(err, "deployment "+d.ID)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, dbError(err, "deployment "+d.ID)
+	}
+	if n > 0 {
+		d.UpdatedAt = now
+	}
+	return n, nil
 }
 
 // CreateApproval stores a, filling in its ID (when empty) and CreatedAt.

@@ -189,7 +189,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 type demoProject struct {
 	projectID string
 	env       map[string]string // name → id
-	resources map[string]string // kind/name → id
+	resources map[string]string // KIND/name (e.g. GIT_REPOSITORY/demo-development) → id
 }
 
 func (s *stack) demo() demoProject {
@@ -317,7 +317,7 @@ func TestGitOpsFlowOnLocalCluster(t *testing.T) {
 		})
 		// A Git host's webhook would tell Flux at once; here the user asks.
 		s.must(s.devToken, `mutation($id: ID!) { triggerSync(input: {id: $id, waitSeconds: 0}) { token } }`,
-			map[string]any{"id": d.resources["GitRepository/demo-development"]}, nil)
+			map[string]any{"id": d.resources["GIT_REPOSITORY/demo-development"]}, nil)
 		states := w.until(func(m deploymentMsg) bool { return m.CommitSha == sha }, 2*time.Minute)
 		final := states[len(states)-1]
 		checkOrder(t, states)
@@ -384,6 +384,63 @@ func TestGitOpsFlowOnLocalCluster(t *testing.T) {
 		states = w.until(func(m deploymentMsg) bool { return m.ID == fixed.ID }, 2*time.Minute)
 		if final := states[len(states)-1]; final.Status != "SUCCEEDED" {
 			t.Fatalf("after the fix: %s %+v", final.Status, final.Steps)
+		}
+	})
+
+	t.Run("two approvers: the requester cannot approve, the second approval commits", func(t *testing.T) {
+		prod := d.env["production"]
+		wp := s.watchDeployments(s.devToken, d.projectID, prod)
+		approvers := map[string]string{}
+		for _, name := range []string{"alice", "bob"} {
+			tok := s.token(name, strings.ToUpper(name[:1])+name[1:])
+			var me struct{ Viewer struct{ ID string } }
+			s.must(tok, `{ viewer { id } }`, nil, &me)
+			s.must(s.devToken, `mutation($p: ID!, $u: ID!) { addProjectMember(input: {projectId: $p, userId: $u, role: MAINTAINER}) { member { role } } }`,
+				map[string]any{"p": d.projectID, "u": me.Viewer.ID}, nil)
+			approvers[name] = tok
+		}
+		held := s.deploy(s.devToken, prod, "nginx:1.29.0")
+		if held.Status != "AWAITING_APPROVAL" || held.CommitSha != "" {
+			t.Fatalf("deploy to production = %+v, want AWAITING_APPROVAL without a commit", held)
+		}
+		const approve = `mutation($id: ID!, $c: String) { approveDeployment(id: $id, comment: $c) { __typename
+			... on DeploymentApproval { deployment { status commitSha requiredApprovals approvals { decision user { name } } } } } }`
+		type approval struct {
+			ApproveDeployment struct {
+				Typename   string `json:"__typename"`
+				Deployment struct {
+					Status, CommitSha string
+					RequiredApprovals int
+					Approvals         []struct {
+						Decision string
+						User     struct{ Name string }
+					}
+				}
+			}
+		}
+		if errs := s.do(s.devToken, approve, map[string]any{"id": held.ID}, nil); len(errs) == 0 || errs[0].Extensions.Code != "FORBIDDEN" {
+			t.Fatalf("the requester's own approval: %+v, want FORBIDDEN", errs)
+		}
+		var a approval
+		s.must(approvers["alice"], approve, map[string]any{"id": held.ID, "c": "looks good"}, &a)
+		if dep := a.ApproveDeployment.Deployment; dep.Status != "AWAITING_APPROVAL" || dep.CommitSha != "" || dep.RequiredApprovals != 2 || len(dep.Approvals) != 1 {
+			t.Fatalf("after the first approval: %+v", dep)
+		}
+		if errs := s.do(approvers["alice"], approve, map[string]any{"id": held.ID}, nil); len(errs) == 0 || errs[0].Extensions.Code != "CONFLICT" {
+			t.Fatalf("a second approval by the same person: %+v, want CONFLICT", errs)
+		}
+		s.must(approvers["bob"], approve, map[string]any{"id": held.ID}, &a)
+		if dep := a.ApproveDeployment.Deployment; dep.Status != "PENDING" || len(dep.CommitSha) != 40 || len(dep.Approvals) != 2 {
+			t.Fatalf("after the second approval: %+v", dep)
+		}
+		states := wp.until(func(m deploymentMsg) bool { return m.ID == held.ID && m.Status != "AWAITING_APPROVAL" }, 2*time.Minute)
+		checkOrder(t, states)
+		final := states[len(states)-1]
+		if final.Status != "SUCCEEDED" || final.CommitAuthor == nil || final.CommitAuthor.Name != "Developer" {
+			t.Fatalf("approved deploy ended %s (author %+v): %+v", final.Status, final.CommitAuthor, final.Steps)
+		}
+		if got := s.clusterImage("demo-production"); got != "nginx:1.29.0" {
+			t.Fatalf("production runs %s after the approved deploy of nginx:1.29.0", got)
 		}
 	})
 

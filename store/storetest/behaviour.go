@@ -511,10 +511,11 @@ func testDeploymentStatusSwap(t *testing.T, s fluxgate.Store) {
 	d := mustDeployment(t, s, prod, "", fluxgate.DeploymentAwaitingApproval)
 
 	d.Status, d.CommitSHA, d.Message = fluxgate.DeploymentPending, "sha-1", "approved"
+	d.CommitAuthor = fluxgate.CommitAuthor{Name: "Ada Lovelace", Email: "ada@example.com"}
 	must(t, s.UpdateDeploymentFrom(ctx, d, fluxgate.DeploymentAwaitingApproval))
 	got, err := s.GetDeployment(ctx, d.ID)
 	must(t, err)
-	if got.Status != fluxgate.DeploymentPending || got.CommitSHA != "sha-1" || got.Message != "approved" {
+	if got.Status != fluxgate.DeploymentPending || got.CommitSHA != "sha-1" || got.Message != "approved" || got.CommitAuthor != d.CommitAuthor {
 		t.Fatalf("after swap: %+v", got)
 	}
 	// The status moved on: a second swap from awaiting approval fails and
