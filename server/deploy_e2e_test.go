@@ -336,22 +336,13 @@ func TestDeployWithGitOpsEndToEnd(t *testing.T) {
 	if row.Method != fluxgate.MethodGitOpsUI || row.CommitSHA != head || row.DeployedBy != aliceID || !bytes.Contains(row.Change, []byte("acme/web:1.1.0")) {
 		t.Fatalf("row = %+v change %s", row, row.Change)
 	}
-	var audit struct {
-		Project struct {
-			AuditLog struct {
-				Edges []struct {
-					Node struct{ Action, TargetID string }
-				}
-			}
-		}
-	}
-	s.must(alice, `query($id: ID) { project(id: $id) { auditLog(first: 50) { edges { node { action targetId } } } } }`, map[string]any{"id": pid}, &audit)
+	audit := s.auditEntries(alice, pid)
 	found := false
-	for _, e := range audit.Project.AuditLog.Edges {
-		found = found || (e.Node.Action == "deploy.created" && e.Node.TargetID == dep.ID)
+	for _, e := range audit {
+		found = found || (e.Action == "deploy.created" && e.TargetID == dep.ID)
 	}
 	if !found {
-		t.Fatalf("no deploy.created audit entry for %s: %+v", dep.ID, audit.Project.AuditLog.Edges)
+		t.Fatalf("no deploy.created audit entry for %s: %+v", dep.ID, audit)
 	}
 
 	// Flux is asked to act now.

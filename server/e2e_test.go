@@ -123,6 +123,27 @@ func (s *stack) send(req *http.Request) *gqlResponse {
 }
 
 // must runs a request that must succeed and decodes data into v.
+// auditEntry is one entry of a project's audit log.
+type auditEntry struct{ Action, TargetID string }
+
+// auditEntries returns the project's 50 newest audit entries.
+func (s *stack) auditEntries(token, projectID string) []auditEntry {
+	s.t.Helper()
+	var r struct {
+		Project struct {
+			AuditLog struct {
+				Edges []struct{ Node auditEntry }
+			}
+		}
+	}
+	s.must(token, `query($id: ID) { project(id: $id) { auditLog(first: 50) { edges { node { action targetId } } } } }`, map[string]any{"id": projectID}, &r)
+	out := make([]auditEntry, len(r.Project.AuditLog.Edges))
+	for i, e := range r.Project.AuditLog.Edges {
+		out[i] = e.Node
+	}
+	return out
+}
+
 func (s *stack) must(token, query string, vars map[string]any, v any) {
 	s.t.Helper()
 	r := s.do(token, query, vars)

@@ -156,22 +156,11 @@ func TestRollbackDeploymentEndToEnd(t *testing.T) {
 			rc.BaseDeploymentID != second.ID || !slices.Equal(rc.Files, []string{manifest}) {
 			t.Fatalf("row = %+v change %s", row, row.Change)
 		}
-		var audit struct {
-			Project struct {
-				AuditLog struct {
-					Edges []struct {
-						Node struct{ Action, TargetID string }
-					}
-				}
-			}
-		}
-		s.must(alice, `query($id: ID) { project(id: $id) { auditLog(first: 50) { edges { node { action targetId } } } } }`, map[string]any{"id": pid}, &audit)
-		if !slices.ContainsFunc(audit.Project.AuditLog.Edges, func(e struct {
-			Node struct{ Action, TargetID string }
-		}) bool {
-			return e.Node.Action == "deploy.rollback" && e.Node.TargetID == d.ID
+		audit := s.auditEntries(alice, pid)
+		if !slices.ContainsFunc(audit, func(e auditEntry) bool {
+			return e.Action == "deploy.rollback" && e.TargetID == d.ID
 		}) {
-			t.Fatalf("no deploy.rollback audit entry for %s: %+v", d.ID, audit.Project.AuditLog.Edges)
+			t.Fatalf("no deploy.rollback audit entry for %s: %+v", d.ID, audit)
 		}
 
 		// Again: the environment already has the target's manifests.

@@ -288,24 +288,15 @@ func TestApplyTemplateEndToEnd(t *testing.T) {
 	}
 
 	// Both applications are in the audit log.
-	var audit struct {
-		Project struct {
-			AuditLog struct {
-				Edges []struct {
-					Node struct{ Action, TargetID string }
-				}
-			}
-		}
-	}
-	s.must(alice, `query($id: ID) { project(id: $id) { auditLog(first: 50) { edges { node { action targetId } } } } }`, map[string]any{"id": pid}, &audit)
+	audit := s.auditEntries(alice, pid)
 	n := 0
-	for _, e := range audit.Project.AuditLog.Edges {
-		if e.Node.Action == "template.applied" && e.Node.TargetID == repoID {
+	for _, e := range audit {
+		if e.Action == "template.applied" && e.TargetID == repoID {
 			n++
 		}
 	}
 	if n != 2 {
-		t.Fatalf("%d template.applied entries: %+v", n, audit.Project.AuditLog.Edges)
+		t.Fatalf("%d template.applied entries: %+v", n, audit)
 	}
 
 	// The scaffold is what a UI deploy edits: a deploy to dev changes the

@@ -91,23 +91,7 @@ func (s *Service) SubscribeFluxEvents(ctx context.Context, projectID, after stri
 // limited to one environment when environmentID is set, and always to the
 // environments the caller may read.
 func (s *Service) SubscribeResourceStatus(ctx context.Context, projectID, environmentID string) (<-chan *fluxgate.GitOpsResource, error) {
-	if err := s.realtime(); err != nil {
-		return nil, err
-	}
-	_, u, err := s.authorizeProject(ctx, projectID, fluxgate.ActionRead)
-	if err != nil {
-		return nil, err
-	}
-	if environmentID != "" {
-		env, _, _, err := s.authorizeEnvironment(ctx, environmentID, fluxgate.ActionRead)
-		if err != nil {
-			return nil, err
-		}
-		if env.ProjectID != projectID {
-			return nil, fluxgate.Errorf(fluxgate.ENOTFOUND, "environment %s not found in the project", environmentID)
-		}
-	}
-	readable, err := s.readableEnvironments(ctx, u.ID, projectID)
+	readable, err := s.projectStreamScope(ctx, projectID, environmentID)
 	if err != nil {
 		return nil, err
 	}
@@ -143,23 +127,7 @@ func (s *Service) SubscribeResourceStatus(ctx context.Context, projectID, enviro
 // made them (a UI deploy, a push Flux fetched, an approval), and each step
 // they reach. Needs read; environment grants narrow it as for the list.
 func (s *Service) SubscribeDeployments(ctx context.Context, projectID, environmentID string) (<-chan *fluxgate.Deployment, error) {
-	if err := s.realtime(); err != nil {
-		return nil, err
-	}
-	_, u, err := s.authorizeProject(ctx, projectID, fluxgate.ActionRead)
-	if err != nil {
-		return nil, err
-	}
-	if environmentID != "" {
-		env, _, _, err := s.authorizeEnvironment(ctx, environmentID, fluxgate.ActionRead)
-		if err != nil {
-			return nil, err
-		}
-		if env.ProjectID != projectID {
-			return nil, fluxgate.Errorf(fluxgate.ENOTFOUND, "environment %s not found in the project", environmentID)
-		}
-	}
-	readable, err := s.readableEnvironments(ctx, u.ID, projectID)
+	readable, err := s.projectStreamScope(ctx, projectID, environmentID)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +152,30 @@ func (s *Service) SubscribeDeployments(ctx context.Context, projectID, environme
 		return nil, err
 	}
 	return stream.C(), nil
+}
+
+// projectStreamScope authorizes a subscription to a project's stream
+// (read; environmentID, when set, must be one of the project's
+// environments) and returns the environments the caller may read, nil for
+// all of them.
+func (s *Service) projectStreamScope(ctx context.Context, projectID, environmentID string) (map[string]bool, error) {
+	if err := s.realtime(); err != nil {
+		return nil, err
+	}
+	_, u, err := s.authorizeProject(ctx, projectID, fluxgate.ActionRead)
+	if err != nil {
+		return nil, err
+	}
+	if environmentID != "" {
+		env, _, _, err := s.authorizeEnvironment(ctx, environmentID, fluxgate.ActionRead)
+		if err != nil {
+			return nil, err
+		}
+		if env.ProjectID != projectID {
+			return nil, fluxgate.Errorf(fluxgate.ENOTFOUND, "environment %s not found in the project", environmentID)
+		}
+	}
+	return s.readableEnvironments(ctx, u.ID, projectID)
 }
 
 // readableEnvironments returns nil when the caller is a project member (may
