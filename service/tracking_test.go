@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,4 +259,43 @@ func must2[T, U any](a T, b U, err error) (T, U) {
 		panic(err)
 	}
 	return a, b
+}
+
+// TestProgressTimeoutPerEnvironment: each environment's progressTimeout is
+// the tracker's timeout for its deployments.
+func TestProgressTimeoutPerEnvironment(t *testing.T) {
+	db := storetest.MustOpen(t)
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	svc := service.New(db, service.WithClock(func() time.Time { return now }))
+	ctx := context.Background()
+	owner := must(svc.SignIn(ctx, service.Identity{Subject: "owner"}))
+	octx := fluxgate.NewContextWithUser(ctx, owner)
+	p := must(svc.CreateProject(octx, service.CreateProjectInput{Slug: "demo", Name: "Demo"}))
+	gitops := func(timeout string) *fluxgate.EnvironmentGitOps {
+		return &fluxgate.EnvironmentGitOps{Enabled: true, AutoSync: true, GitBranch: "main", GitPath: "k8s", SyncInterval: "1m", ProgressTimeout: timeout}
+	}
+	quick := must(svc.CreateEnvironment(octx, service.CreateEnvironmentInput{ProjectID: p.ID, Name: "quick", Type: fluxgate.EnvironmentDevelopment, GitOps: gitops("45s")}))
+	usual := must(svc.CreateEnvironment(octx, service.CreateEnvironmentInput{ProjectID: p.ID, Name: "usual", Type: fluxgate.EnvironmentStaging, GitOps: gitops("")}))
+	started := now.Add(-time.Minute)
+	var deps []*fluxgate.Deployment
+	for _, e := range []*fluxgate.Environment{quick, usual} {
+		d := &fluxgate.Deployment{ProjectID: p.ID, EnvironmentID: e.ID, CommitSHA: shaB, Branch: "main", Method: fluxgate.MethodGitOpsUI,
+			Status: fluxgate.DeploymentPending, StartedAt: started, Change: json.RawMessage(`{}`),
+			Steps: []fluxgate.DeploymentStep{{Name: fluxgate.StepCommitted, Status: "done", At: &started},
+				{Name: fluxgate.StepFetched, Status: "pending"}, {Name: fluxgate.StepApplied, Status: "pending"}, {Name: fluxgate.StepHealthy, Status: "pending"}}}
+		if err := db.CreateDeployment(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		deps = append(deps, d)
+	}
+	if _, err := svc.Tracker().Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := must(db.GetDeployment(ctx, deps[0].ID))
+	if q.Status != fluxgate.DeploymentFailed || q.FinishedAt == nil || !strings.Contains(q.Steps[1].Message, "timed out waiting for Flux at step 2 (fetched) after 45s") {
+		t.Fatalf("after 1m with a 45s timeout: %s %+v", q.Status, q.Steps)
+	}
+	if u := must(db.GetDeployment(ctx, deps[1].ID)); u.Status != fluxgate.DeploymentPending {
+		t.Fatalf("after 1m with the default 10m timeout: %s, want still pending", u.Status)
+	}
 }
