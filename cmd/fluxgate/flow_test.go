@@ -87,6 +87,12 @@ func (s *stack) watchDeployments(token, projectID, environmentID string) *watche
 // order they arrived, up to and including its final one.
 func (w *watcher) until(match func(deploymentMsg) bool, timeout time.Duration) []seenState {
 	w.t.Helper()
+	return w.untilState(match, deploymentMsg.final, timeout)
+}
+
+// untilState is until that stops at the first state stop accepts.
+func (w *watcher) untilState(match, stop func(deploymentMsg) bool, timeout time.Duration) []seenState {
+	w.t.Helper()
 	var out []seenState
 	id := ""
 	take := func(st seenState) bool {
@@ -97,7 +103,7 @@ func (w *watcher) until(match func(deploymentMsg) bool, timeout time.Duration) [
 			return false
 		}
 		out = append(out, st)
-		return st.final()
+		return stop(st.deploymentMsg)
 	}
 	kept := w.got[:0]
 	done := false
@@ -444,6 +450,75 @@ func TestGitOpsFlowOnLocalCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("autoSync off: a push waits for syncEnvironment", func(t *testing.T) {
+		ks := d.resources["KUSTOMIZATION/demo-development"]
+		suspended := func() bool {
+			var r struct{ GitopsResource struct{ Suspended bool } }
+			s.must(s.devToken, `query($id: ID!) { gitopsResource(id: $id) { suspended } }`, map[string]any{"id": ks}, &r)
+			return r.GitopsResource.Suspended
+		}
+		waitSuspended := func(want bool) {
+			t.Helper()
+			deadline := time.Now().Add(time.Minute)
+			for suspended() != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("Kustomization suspended = %v, want %v", !want, want)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		setAutoSync := func(on bool) {
+			s.must(s.devToken, `mutation($in: UpdateEnvironmentInput!) { updateEnvironment(input: $in) { environment { id } } }`,
+				map[string]any{"in": map[string]any{"id": dev, "gitops": map[string]any{"enabled": true, "autoSync": on,
+					"gitBranch": "main", "gitPath": "k8s/overlays/development", "syncInterval": "1m"}}}, nil)
+		}
+		setAutoSync(false)
+		waitSuspended(true)
+		before := s.clusterImage("demo-development")
+
+		sha := s.push("Linus Torvalds", "chore: nginx 1.30.0", func(dir string) {
+			b, err := os.ReadFile(filepath.Join(dir, "k8s/overlays/development/deployment.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			replaceInFile(t, filepath.Join(dir, "k8s/overlays/development/deployment.yaml"), "image: "+imageIn(t, string(b)), "image: nginx:1.30.0")
+		})
+		s.must(s.devToken, `mutation($id: ID!) { triggerSync(input: {id: $id, waitSeconds: 0}) { token } }`,
+			map[string]any{"id": d.resources["GIT_REPOSITORY/demo-development"]}, nil)
+		fetched := w.untilState(func(m deploymentMsg) bool { return m.CommitSha == sha },
+			func(m deploymentMsg) bool { return m.reached() >= 1 || m.final() }, time.Minute)
+		if last := fetched[len(fetched)-1]; last.Method != "GITOPS_GIT" || last.reached() != 1 {
+			t.Fatalf("pushed deployment with autoSync off: %+v", last)
+		}
+		// Fetched, not applied: kustomize-controller reacts to a new artifact
+		// within milliseconds when it is not suspended.
+		time.Sleep(3 * time.Second)
+		if got := s.clusterImage("demo-development"); got != before || !suspended() {
+			t.Fatalf("with autoSync off the push was applied on its own: cluster runs %s", got)
+		}
+
+		var sync struct {
+			SyncEnvironment struct {
+				Revision              string
+				ResumedKustomizations int
+			}
+		}
+		s.must(s.devToken, `mutation($e: ID!) { syncEnvironment(environmentId: $e) { revision resumedKustomizations } }`, map[string]any{"e": dev}, &sync)
+		if !strings.Contains(sync.SyncEnvironment.Revision, sha) || sync.SyncEnvironment.ResumedKustomizations != 1 {
+			t.Fatalf("syncEnvironment = %+v, want %s and one Kustomization resumed", sync.SyncEnvironment, sha)
+		}
+		states := w.until(func(m deploymentMsg) bool { return m.CommitSha == sha }, 2*time.Minute)
+		if final := states[len(states)-1]; final.Status != "SUCCEEDED" {
+			t.Fatalf("after syncEnvironment: %s %+v", final.Status, final.Steps)
+		}
+		if got := s.clusterImage("demo-development"); got != "nginx:1.30.0" {
+			t.Fatalf("cluster runs %s after syncEnvironment", got)
+		}
+		waitSuspended(true) // suspended again once applied
+		setAutoSync(true)
+		waitSuspended(false)
+	})
+
 	t.Run("rollback restores the earlier image", func(t *testing.T) {
 		if first == "" {
 			t.Skip("no first deploy to roll back to")
@@ -548,4 +623,16 @@ func BenchmarkDeployProgress(b *testing.B) {
 		b.ReportMetric(float64(percentile(x.ds, 0.95).Milliseconds()), x.name+"-p95-ms")
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// imageIn returns the first image a manifest names.
+func imageIn(t testing.TB, manifest string) string {
+	t.Helper()
+	for _, l := range strings.Split(manifest, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "image:" {
+			return f[1]
+		}
+	}
+	t.Fatalf("no image in %q", manifest)
+	return ""
 }
