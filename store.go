@@ -94,6 +94,9 @@ type Store interface {
 
 	CreateApproval(ctx context.Context, a *Approval) error
 	ListApprovals(ctx context.Context, deploymentID string) ([]*Approval, error)
+	// ListApprovalsOf lists the decisions on each deployment, in the order
+	// of deploymentIDs (a dataloader batch).
+	ListApprovalsOf(ctx context.Context, deploymentIDs []string) ([][]*Approval, error)
 
 	CreateAuditEntry(ctx context.Context, e *AuditEntry) error
 	ListAuditEntries(ctx context.Context, f AuditFilter) ([]*AuditEntry, PageInfo, error)

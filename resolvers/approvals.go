@@ -6,6 +6,7 @@ import (
 	"github.com/fluxgate/fluxgate"
 	"github.com/fluxgate/fluxgate/graph"
 	"github.com/fluxgate/fluxgate/graph/model"
+	"github.com/fluxgate/fluxgate/service"
 )
 
 // Approval returns the Approval field resolver.
@@ -18,11 +19,19 @@ func (r *approvalResolver) User(ctx context.Context, obj *fluxgate.Approval) (*f
 }
 
 func (r *deploymentResolver) Approvals(ctx context.Context, obj *fluxgate.Deployment) ([]*fluxgate.Approval, error) {
-	return r.Service.DeploymentApprovals(ctx, obj)
+	l, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l.approvals.Load(ctx, obj.ID)
 }
 
 func (r *deploymentResolver) RequiredApprovals(ctx context.Context, obj *fluxgate.Deployment) (int, error) {
-	return r.Service.DeploymentRequiredApprovals(ctx, obj)
+	l, err := loaders(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return l.required.Load(ctx, service.ApprovalsNeeded{EnvironmentID: obj.EnvironmentID, Held: obj.Status == fluxgate.DeploymentAwaitingApproval})
 }
 
 func (r *mutationResolver) ApproveDeployment(ctx context.Context, id string, comment *string) (model.ApproveDeploymentResult, error) {

@@ -13,10 +13,12 @@ import (
 
 type loadersKey struct{}
 
-// Loaders are per-request dataloaders: many user lookups in one query
-// become one store round trip.
+// Loaders are per-request dataloaders: many user lookups (or approval
+// lists) in one query become one store round trip.
 type Loaders struct {
-	users *dataloadgen.Loader[string, *fluxgate.User]
+	users     *dataloadgen.Loader[string, *fluxgate.User]
+	approvals *dataloadgen.Loader[string, []*fluxgate.Approval]
+	required  *dataloadgen.Loader[service.ApprovalsNeeded, int]
 }
 
 // NewLoaders returns fresh loaders over svc.
@@ -28,6 +30,20 @@ func NewLoaders(svc *service.Service) *Loaders {
 				return nil, []error{err}
 			}
 			return users, nil
+		}, dataloadgen.WithWait(time.Millisecond)),
+		approvals: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([][]*fluxgate.Approval, []error) {
+			lists, err := svc.ApprovalsOf(ctx, ids)
+			if err != nil {
+				return nil, []error{err}
+			}
+			return lists, nil
+		}, dataloadgen.WithWait(time.Millisecond)),
+		required: dataloadgen.NewLoader(func(ctx context.Context, keys []service.ApprovalsNeeded) ([]int, []error) {
+			n, err := svc.RequiredApprovalsOf(ctx, keys)
+			if err != nil {
+				return nil, []error{err}
+			}
+			return n, nil
 		}, dataloadgen.WithWait(time.Millisecond)),
 	}
 }
@@ -45,10 +61,18 @@ func WithLoaders(ctx context.Context, svc *service.Service) context.Context {
 	return context.WithValue(ctx, loadersKey{}, NewLoaders(svc))
 }
 
-func loadUser(ctx context.Context, id string) (*fluxgate.User, error) {
+func loaders(ctx context.Context) (*Loaders, error) {
 	l, ok := ctx.Value(loadersKey{}).(*Loaders)
 	if !ok {
 		return nil, fluxgate.Errorf(fluxgate.EINTERNAL, "dataloaders missing from context")
+	}
+	return l, nil
+}
+
+func loadUser(ctx context.Context, id string) (*fluxgate.User, error) {
+	l, err := loaders(ctx)
+	if err != nil {
+		return nil, err
 	}
 	u, err := l.users.Load(ctx, id)
 	if err != nil {

@@ -183,6 +183,35 @@ func TestApprovalsEndToEnd(t *testing.T) {
 			t.Fatalf("held config change = %+v", cr.CommitConfigChanges)
 		}
 
+		// The history lists each deployment's decisions (batched loaders).
+		var list struct {
+			Deployments struct {
+				Edges []struct {
+					Node struct {
+						ID                string
+						RequiredApprovals int
+						Approvals         []struct{ Decision string }
+					}
+				}
+			}
+		}
+		s.must(dave, `query($p: ID!) { deployments(projectId: $p, first: 50) { edges { node { id requiredApprovals approvals { decision } } } } }`,
+			map[string]any{"p": pid}, &list)
+		want := map[string]int{d1: 2, d2: 1, d3: 2, cr.CommitConfigChanges.Deployment.ID: 0}
+		for _, e := range list.Deployments.Edges {
+			n, ok := want[e.Node.ID]
+			if !ok {
+				continue
+			}
+			delete(want, e.Node.ID)
+			if len(e.Node.Approvals) != n || e.Node.RequiredApprovals != 2 {
+				t.Errorf("deployment %s: %d decisions (want %d), requiredApprovals %d", e.Node.ID, len(e.Node.Approvals), n, e.Node.RequiredApprovals)
+			}
+		}
+		if len(want) > 0 {
+			t.Fatalf("deployments missing from the list: %v", want)
+		}
+
 		// Every decision is in the audit log.
 		var audit struct {
 			Project struct {

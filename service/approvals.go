@@ -96,26 +96,47 @@ func unchanged(cc gitrepo.ConfigChange) bool {
 	return true
 }
 
-// DeploymentApprovals lists the decisions on a deployment the caller has
-// read (the resolver of Deployment.approvals), in the order they were made.
-func (s *Service) DeploymentApprovals(ctx context.Context, d *fluxgate.Deployment) ([]*fluxgate.Approval, error) {
+// ApprovalsOf lists the decisions on each of deploymentIDs — deployments
+// the caller has read (the dataloader of Deployment.approvals) — each in
+// the order they were made.
+func (s *Service) ApprovalsOf(ctx context.Context, deploymentIDs []string) ([][]*fluxgate.Approval, error) {
 	if _, err := currentUser(ctx); err != nil {
 		return nil, err
 	}
-	return s.store.ListApprovals(ctx, d.ID)
+	return s.store.ListApprovalsOf(ctx, deploymentIDs)
 }
 
-// DeploymentRequiredApprovals is RequiredApprovals for a deployment the
-// caller has read.
-func (s *Service) DeploymentRequiredApprovals(ctx context.Context, d *fluxgate.Deployment) (int, error) {
+// ApprovalsNeeded is what Deployment.requiredApprovals depends on.
+type ApprovalsNeeded struct {
+	EnvironmentID string
+	Held          bool // the deployment awaits approval
+}
+
+// RequiredApprovalsOf is RequiredApprovals for deployments the caller has
+// read (the dataloader of Deployment.requiredApprovals): each environment
+// is read once.
+func (s *Service) RequiredApprovalsOf(ctx context.Context, keys []ApprovalsNeeded) ([]int, error) {
 	if _, err := currentUser(ctx); err != nil {
-		return 0, err
+		return nil, err
 	}
-	e, err := s.store.GetEnvironment(ctx, d.EnvironmentID)
-	if err != nil {
-		return 0, err
+	envs := map[string]*fluxgate.Environment{}
+	out := make([]int, len(keys))
+	for i, k := range keys {
+		e, ok := envs[k.EnvironmentID]
+		if !ok {
+			var err error
+			if e, err = s.store.GetEnvironment(ctx, k.EnvironmentID); err != nil {
+				return nil, err
+			}
+			envs[k.EnvironmentID] = e
+		}
+		d := &fluxgate.Deployment{Status: fluxgate.DeploymentPending}
+		if k.Held {
+			d.Status = fluxgate.DeploymentAwaitingApproval
+		}
+		out[i] = RequiredApprovals(e, d)
 	}
-	return RequiredApprovals(e, d), nil
+	return out, nil
 }
 
 // decider loads a deployment for a decision and checks that the caller is

@@ -253,10 +253,11 @@ func TestApproveDeploymentCommitsAtMinApprovals(t *testing.T) {
 	if stored.Status != fluxgate.DeploymentPending || stored.CommitSHA != head {
 		t.Fatalf("stored deployment = %+v", stored)
 	}
-	approvals, err := f.svc.DeploymentApprovals(f.as("viewer"), stored)
+	lists, err := f.svc.ApprovalsOf(f.as("viewer"), []string{stored.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
+	approvals := lists[0]
 	if len(approvals) != 2 || approvals[0].UserID != f.users["m1"].ID || approvals[1].UserID != f.users["owner"].ID || approvals[1].Decision != fluxgate.ApprovalApproved {
 		t.Fatalf("approvals = %+v", approvals)
 	}
@@ -349,10 +350,11 @@ func TestRejectDeployment(t *testing.T) {
 	if got.Status != fluxgate.DeploymentRejected || got.FinishedAt == nil || !strings.Contains(got.Steps[0].Message, "not during the sale") {
 		t.Fatalf("rejected deployment = %+v", got)
 	}
-	approvals, err := f.svc.DeploymentApprovals(f.as("m1"), got)
+	lists, err := f.svc.ApprovalsOf(f.as("m1"), []string{got.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
+	approvals := lists[0]
 	if len(approvals) != 1 || approvals[0].Decision != fluxgate.ApprovalRejected || approvals[0].Comment != "not during the sale" {
 		t.Fatalf("approvals = %+v", approvals)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/fluxgate/fluxgate"
 )
 
@@ -242,17 +244,46 @@ func (db *DB) CreateApproval(ctx context.Context, a *fluxgate.Approval) error {
 // ListApprovals lists the decisions on a deployment in the order they were
 // made.
 func (db *DB) ListApprovals(ctx context.Context, deploymentID string) ([]*fluxgate.Approval, error) {
-	approvals, err := selectAll(ctx, db.r(ctx), db.q(`SELECT id, deployment_id, user_id, decision, comment, created_at
-		FROM approvals WHERE deployment_id = ? ORDER BY id`),
+	lists, err := db.ListApprovalsOf(ctx, []string{deploymentID})
+	if err != nil {
+		return nil, err
+	}
+	return lists[0], nil
+}
+
+// ListApprovalsOf lists the decisions on each of deploymentIDs (a
+// dataloader batch), each list in the order they were made; a deployment
+// without decisions has an empty list.
+func (db *DB) ListApprovalsOf(ctx context.Context, deploymentIDs []string) ([][]*fluxgate.Approval, error) {
+	out := make([][]*fluxgate.Approval, len(deploymentIDs))
+	if len(deploymentIDs) == 0 {
+		return out, nil
+	}
+	query, args, err := sqlx.In(`SELECT id, deployment_id, user_id, decision, comment, created_at
+		FROM approvals WHERE deployment_id IN (?) ORDER BY id`, deploymentIDs)
+	if err != nil {
+		return nil, err
+	}
+	approvals, err := selectAll(ctx, db.r(ctx), db.q(query),
 		func(row scanner) (*fluxgate.Approval, error) {
 			var a fluxgate.Approval
 			if err := row.Scan(&a.ID, &a.DeploymentID, &a.UserID, &a.Decision, &a.Comment, timeCol{&a.CreatedAt}); err != nil {
 				return nil, err
 			}
 			return &a, nil
-		}, deploymentID)
+		}, args...)
 	if err != nil {
 		return nil, dbError(err, "approvals")
 	}
-	return approvals, nil
+	byDeployment := map[string][]*fluxgate.Approval{}
+	for _, a := range approvals {
+		byDeployment[a.DeploymentID] = append(byDeployment[a.DeploymentID], a)
+	}
+	for i, id := range deploymentIDs {
+		out[i] = byDeployment[id]
+		if out[i] == nil {
+			out[i] = []*fluxgate.Approval{}
+		}
+	}
+	return out, nil
 }

@@ -629,6 +629,21 @@ func testApprovals(t *testing.T, s fluxgate.Store) {
 	list, err := s.ListApprovals(ctx, d.ID)
 	must(t, err)
 	wantEqual(t, "ListApprovals", list, []*fluxgate.Approval{a, b})
+
+	// A dataloader batch: in the order asked, repeats repeated, none empty.
+	none := mustDeployment(t, s, prod, "sha-none", fluxgate.DeploymentAwaitingApproval)
+	lists, err := s.ListApprovalsOf(ctx, []string{none.ID, d.ID, other.ID, d.ID, "ghost"})
+	must(t, err)
+	if len(lists) != 5 || len(lists[0]) != 0 || lists[0] == nil || len(lists[2]) != 1 || lists[2][0].DeploymentID != other.ID || len(lists[4]) != 0 {
+		t.Fatalf("ListApprovalsOf = %+v", lists)
+	}
+	wantEqual(t, "ListApprovalsOf[1]", lists[1], []*fluxgate.Approval{a, b})
+	wantEqual(t, "ListApprovalsOf[3]", lists[3], []*fluxgate.Approval{a, b})
+	lists, err = s.ListApprovalsOf(ctx, nil)
+	must(t, err)
+	if len(lists) != 0 {
+		t.Fatalf("ListApprovalsOf(nil) = %+v", lists)
+	}
 }
 
 func testAuditEntries(t *testing.T, s fluxgate.Store) {
