@@ -237,6 +237,12 @@ func (s *stack) deploy(token, environmentID, image string) deploymentMsg {
 // clusterImage reads the image of the demo app's Deployment in namespace.
 func (s *stack) clusterImage(namespace string) string {
 	s.t.Helper()
+	return s.clusterImageOf(namespace, "demo-app")
+}
+
+// clusterImageOf reads the image of a Deployment's first container.
+func (s *stack) clusterImageOf(namespace, name string) string {
+	s.t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.clusterStatus().Kubeconfig)
 	if err != nil {
 		s.t.Fatal(err)
@@ -246,7 +252,7 @@ func (s *stack) clusterImage(namespace string) string {
 		s.t.Fatal(err)
 	}
 	var d appsv1.Deployment
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "demo-app"}, &d); err != nil {
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &d); err != nil {
 		s.t.Fatal(err)
 	}
 	return d.Spec.Template.Spec.Containers[0].Image
