@@ -642,3 +642,51 @@ func imageIn(t testing.TB, manifest string) string {
 	t.Fatalf("no image in %q", manifest)
 	return ""
 }
+
+// TestDeploymentSurvivesRestart stops fluxgate (and with it the local
+// cluster) right after a deploy was committed and starts it again on the
+// same data dir: the restarted tracker resumes the open deployment from the
+// database and follows it to HEALTHY, keeping the steps it had reached.
+func TestDeploymentSurvivesRestart(t *testing.T) {
+	requireClusterBinaries(t)
+	dataDir := t.TempDir()
+	s := startStackIn(t, dataDir)
+	d := s.demo()
+	dep := s.deploy(s.devToken, d.env["development"], "nginx:1.25.5")
+	committedAt := dep.step("committed").At
+	if dep.Status != "PENDING" || committedAt == nil {
+		t.Fatalf("deploy = %+v", dep)
+	}
+	s.close()
+
+	s = startStackIn(t, dataDir)
+	sub := s.subscribe(s.devToken, `subscription($id: ID!) { deploymentProgress(deploymentId: $id) { `+deploymentFields+` } }`,
+		map[string]any{"id": dep.ID})
+	var states []seenState
+	for {
+		data, at, done := sub.result(3 * time.Minute)
+		if done {
+			break
+		}
+		var m struct{ DeploymentProgress deploymentMsg }
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, seenState{m.DeploymentProgress, at})
+	}
+	if len(states) == 0 {
+		t.Fatal("deploymentProgress completed without a state")
+	}
+	t.Logf("after the restart the deployment was at step %d (%s)", states[0].reached(), states[0].Status)
+	checkOrder(t, states)
+	final := states[len(states)-1]
+	if final.Status != "SUCCEEDED" {
+		t.Fatalf("after the restart: %s %+v", final.Status, final.Steps)
+	}
+	if at := final.step("committed").At; at == nil || !at.Equal(*committedAt) {
+		t.Fatalf("committed step at %v after the restart, want %v", at, committedAt)
+	}
+	if got := s.clusterImage("demo-development"); got != "nginx:1.25.5" {
+		t.Fatalf("cluster runs %s", got)
+	}
+}

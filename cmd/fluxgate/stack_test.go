@@ -40,7 +40,13 @@ const stackDevToken = "test-dev-token"
 // dir) and stops it when the test ends.
 func startStack(t testing.TB) *stack {
 	t.Helper()
-	dataDir := t.TempDir()
+	return startStackIn(t, t.TempDir())
+}
+
+// startStackIn is startStack on a given data dir (to start fluxgate again
+// on what an earlier run left).
+func startStackIn(t testing.TB, dataDir string) *stack {
+	t.Helper()
 	t.Setenv("FLUXGATE_DATA_DIR", dataDir)
 	t.Setenv("FLUXGATE_ADDR", "127.0.0.1:0")
 	for _, k := range []string{"DATABASE_URL", "REDIS_URL", "FLUXGATE_JWT_SECRET", "KUBECONFIG", "KUBERNETES_SERVICE_HOST"} {
