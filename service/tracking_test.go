@@ -52,6 +52,26 @@ func setCondition(conds []metav1.Condition, typ string, status metav1.ConditionS
 	return append(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, LastTransitionTime: metav1.Now(), ObservedGeneration: 1})
 }
 
+// committedDeployment stores a UI deployment of sha to e, pushed at
+// started and not yet picked up by Flux.
+func committedDeployment(t *testing.T, db fluxgate.Store, e *fluxgate.Environment, sha string, started time.Time) *fluxgate.Deployment {
+	t.Helper()
+	d := &fluxgate.Deployment{
+		ProjectID: e.ProjectID, EnvironmentID: e.ID, Method: fluxgate.MethodGitOpsUI, Status: fluxgate.DeploymentPending,
+		CommitSHA: sha, Branch: "main", Strategy: "rolling", Message: "deploy web", Change: json.RawMessage(`{}`), StartedAt: started,
+		Steps: []fluxgate.DeploymentStep{
+			{Name: fluxgate.StepCommitted, Status: "done", At: &started},
+			{Name: fluxgate.StepFetched, Status: "pending"},
+			{Name: fluxgate.StepApplied, Status: "pending"},
+			{Name: fluxgate.StepHealthy, Status: "pending"},
+		},
+	}
+	if err := db.CreateDeployment(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // trackingFixture is a service with live updates, one environment with
 // the captured GitRepository and Kustomization as its resources.
 type trackingFixture struct {
@@ -160,25 +180,11 @@ func reached(d *fluxgate.Deployment) fluxgate.DeploymentStepName {
 
 func TestDeploymentProgressFromWatcher(t *testing.T) {
 	f := newTrackingFixture(t)
-	ctx := context.Background()
 	// What Flux reported before the deploy: shaA applied and healthy.
 	f.source(shaA)
 	f.ready(shaA)
 
-	now := time.Now().UTC()
-	d := &fluxgate.Deployment{
-		ProjectID: f.env.ProjectID, EnvironmentID: f.env.ID, Method: fluxgate.MethodGitOpsUI, Status: fluxgate.DeploymentPending,
-		CommitSHA: shaB, Branch: "main", Strategy: "rolling", Message: "deploy web", Change: json.RawMessage(`{}`), StartedAt: now,
-		Steps: []fluxgate.DeploymentStep{
-			{Name: fluxgate.StepCommitted, Status: "done", At: &now},
-			{Name: fluxgate.StepFetched, Status: "pending"},
-			{Name: fluxgate.StepApplied, Status: "pending"},
-			{Name: fluxgate.StepHealthy, Status: "pending"},
-		},
-	}
-	if err := f.db.CreateDeployment(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := committedDeployment(t, f.db, f.env, shaB, time.Now().UTC())
 	sctx, cancel := context.WithCancel(f.octx)
 	defer cancel()
 	progress := must(f.svc.SubscribeDeploymentProgress(sctx, d.ID))
@@ -277,17 +283,7 @@ func TestProgressTimeoutPerEnvironment(t *testing.T) {
 	quick := must(svc.CreateEnvironment(octx, service.CreateEnvironmentInput{ProjectID: p.ID, Name: "quick", Type: fluxgate.EnvironmentDevelopment, GitOps: gitops("45s")}))
 	usual := must(svc.CreateEnvironment(octx, service.CreateEnvironmentInput{ProjectID: p.ID, Name: "usual", Type: fluxgate.EnvironmentStaging, GitOps: gitops("")}))
 	started := now.Add(-time.Minute)
-	var deps []*fluxgate.Deployment
-	for _, e := range []*fluxgate.Environment{quick, usual} {
-		d := &fluxgate.Deployment{ProjectID: p.ID, EnvironmentID: e.ID, CommitSHA: shaB, Branch: "main", Method: fluxgate.MethodGitOpsUI,
-			Status: fluxgate.DeploymentPending, StartedAt: started, Change: json.RawMessage(`{}`),
-			Steps: []fluxgate.DeploymentStep{{Name: fluxgate.StepCommitted, Status: "done", At: &started},
-				{Name: fluxgate.StepFetched, Status: "pending"}, {Name: fluxgate.StepApplied, Status: "pending"}, {Name: fluxgate.StepHealthy, Status: "pending"}}}
-		if err := db.CreateDeployment(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-		deps = append(deps, d)
-	}
+	deps := []*fluxgate.Deployment{committedDeployment(t, db, quick, shaB, started), committedDeployment(t, db, usual, shaB, started)}
 	if _, err := svc.Tracker().Check(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -47,20 +46,7 @@ func TestDeploymentHealthyFromWorkloads(t *testing.T) {
 	if err := sink.WorkloadChanged(ctx, rolledOut.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
-	d := &fluxgate.Deployment{
-		ProjectID: f.env.ProjectID, EnvironmentID: f.env.ID, Method: fluxgate.MethodGitOpsUI, Status: fluxgate.DeploymentPending,
-		CommitSHA: shaB, Branch: "main", Strategy: "rolling", Message: "deploy web", Change: json.RawMessage(`{}`), StartedAt: now,
-		Steps: []fluxgate.DeploymentStep{
-			{Name: fluxgate.StepCommitted, Status: "done", At: &now},
-			{Name: fluxgate.StepFetched, Status: "pending"},
-			{Name: fluxgate.StepApplied, Status: "pending"},
-			{Name: fluxgate.StepHealthy, Status: "pending"},
-		},
-	}
-	if err := f.db.CreateDeployment(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := committedDeployment(t, f.db, f.env, shaB, time.Now().UTC())
 	sctx, cancel := context.WithCancel(f.octx)
 	defer cancel()
 	progress := must(f.svc.SubscribeDeploymentProgress(sctx, d.ID))
