@@ -408,6 +408,11 @@ func (t *Tracker) advanceEnv(ctx context.Context, environmentID string, open []*
 			deps = append(deps, d)
 		}
 	}
+	if len(deps) == 0 {
+		// Most observations find nothing to advance; they cost no
+		// Timeout lookup (the service reads it from the database).
+		return nil, nil
+	}
 	slices.SortStableFunc(deps, func(a, b *fluxgate.Deployment) int {
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 			return c
