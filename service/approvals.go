@@ -377,7 +377,7 @@ func (s *Service) commitApproved(ctx context.Context, e *fluxgate.Environment, d
 		return conflicts, s.failDeployment(ctx, d, msg, conflicts)
 	}
 	now := s.now().UTC()
-	markCommitted(d, res, res.Author, now)
+	markCommitted(d, res, now)
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.UpdateDeploymentFrom(ctx, d, fluxgate.DeploymentPending); err != nil {
 			return err

@@ -224,7 +224,7 @@ func (s *Service) CommitConfigChanges(ctx context.Context, in ConfigChangeInput)
 		ProjectID: p.ID, EnvironmentID: e.ID, Strategy: "rolling", Method: fluxgate.MethodGitOpsUI,
 		Message: strings.TrimSpace(in.Message), DeployedBy: u.ID, Change: change, StartedAt: now,
 	}
-	markCommitted(d, res, gitrepo.Signature{Name: userLabel(u), Email: userEmail(u)}, now)
+	markCommitted(d, res, now)
 	if err := s.recordDeployment(ctx, d, "config.committed"); err != nil {
 		return nil, err
 	}

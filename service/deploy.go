@@ -214,7 +214,7 @@ func (s *Service) DeployWithGitOps(ctx context.Context, in DeployInput) (*Deploy
 		return nil, gitError("deploy commit", err)
 	}
 	d.Method = fluxgate.MethodGitOpsUI
-	markCommitted(d, res, gitrepo.Signature{Name: userLabel(u), Email: userEmail(u)}, now)
+	markCommitted(d, res, now)
 	if err := s.recordDeployment(ctx, d, "deploy.created"); err != nil {
 		return nil, err
 	}
@@ -263,12 +263,11 @@ func (s *Service) applyDirect(ctx context.Context, p *fluxgate.Project, d *fluxg
 	return nil
 }
 
-// markCommitted records that res pushed d's change, written by author:
-// pending, with the
-// commit and its branch, and the committed step done.
-func markCommitted(d *fluxgate.Deployment, res *gitrepo.CommitResult, author gitrepo.Signature, now time.Time) {
+// markCommitted records that res pushed d's change: pending, with the
+// commit, its branch and author, and the committed step done.
+func markCommitted(d *fluxgate.Deployment, res *gitrepo.CommitResult, now time.Time) {
 	d.Status, d.CommitSHA, d.Branch = fluxgate.DeploymentPending, res.SHA, res.Branch
-	d.CommitAuthor = fluxgate.CommitAuthor{Name: author.Name, Email: author.Email}
+	d.CommitAuthor = fluxgate.CommitAuthor{Name: res.Author.Name, Email: res.Author.Email}
 	d.Steps = pendingSteps()
 	d.Steps[0] = fluxgate.DeploymentStep{Name: fluxgate.StepCommitted, Status: "done", At: &now, Message: "commit " + shortSHA(res.SHA) + " pushed to " + res.Branch}
 }

@@ -142,7 +142,7 @@ func (s *Service) RollbackDeployment(ctx context.Context, deploymentID string) (
 	if d.Change, err = json.Marshal(rc); err != nil {
 		return nil, err
 	}
-	markCommitted(d, res, gitrepo.Signature{Name: userLabel(u), Email: userEmail(u)}, now)
+	markCommitted(d, res, now)
 	if err := s.recordDeployment(ctx, d, "deploy.rollback"); err != nil {
 		return nil, err
 	}
