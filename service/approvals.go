@@ -40,7 +40,11 @@ const heldConfigKind = "config"
 // policy's minApprovals, at least 1; 0 when the environment does not
 // require approval and d is not held.
 func RequiredApprovals(e *fluxgate.Environment, d *fluxgate.Deployment) int {
-	if !e.Approval.Required && d.Status != fluxgate.DeploymentAwaitingApproval {
+	return requiredApprovals(e, d.Status == fluxgate.DeploymentAwaitingApproval)
+}
+
+func requiredApprovals(e *fluxgate.Environment, held bool) int {
+	if !e.Approval.Required && !held {
 		return 0
 	}
 	return max(e.Approval.MinApprovals, 1)
@@ -130,11 +134,7 @@ func (s *Service) RequiredApprovalsOf(ctx context.Context, keys []ApprovalsNeede
 			}
 			envs[k.EnvironmentID] = e
 		}
-		d := &fluxgate.Deployment{Status: fluxgate.DeploymentPending}
-		if k.Held {
-			d.Status = fluxgate.DeploymentAwaitingApproval
-		}
-		out[i] = RequiredApprovals(e, d)
+		out[i] = requiredApprovals(e, k.Held)
 	}
 	return out, nil
 }
