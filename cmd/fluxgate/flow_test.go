@@ -527,7 +527,7 @@ func TestGitOpsFlowOnLocalCluster(t *testing.T) {
 
 	t.Run("rollback restores the earlier image", func(t *testing.T) {
 		if first == "" {
-			t.Skip("no first deploy to roll back to")
+			t.Fatal("no first deploy to roll back to: the UI deploys failed")
 		}
 		var r struct {
 			RollbackDeployment struct {
