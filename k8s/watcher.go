@@ -511,7 +511,12 @@ func tombstoned(obj any) any {
 }
 
 func (r *watchRun) get(key ObjectKey) (client.Object, bool) {
-	for k, inf := range r.informers {
+	return lookup(r.informers, key)
+}
+
+// lookup finds key in the cache of the informer of its kind and namespace.
+func lookup(informers map[informerKey]toolscache.SharedIndexInformer, key ObjectKey) (client.Object, bool) {
+	for k, inf := range informers {
 		if k.kind != key.Kind || (k.namespace != "" && k.namespace != key.Namespace) {
 			continue
 		}

@@ -254,16 +254,7 @@ func workloadHash(obj client.Object) uint64 {
 }
 
 func (r *watchRun) getWorkload(key ObjectKey) (client.Object, bool) {
-	for k, inf := range r.wl.informers {
-		if k.kind != key.Kind || (k.namespace != "" && k.namespace != key.Namespace) {
-			continue
-		}
-		obj, ok, err := inf.GetIndexer().GetByKey(key.Namespace + "/" + key.Name)
-		if err == nil && ok {
-			return obj.(client.Object), true
-		}
-	}
-	return nil, false
+	return lookup(r.wl.informers, key)
 }
 
 // syncWorkload reports a workload's new state, or its deletion, to the
