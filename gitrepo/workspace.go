@@ -332,32 +332,51 @@ func (w *Workspace) ReadFiles(ctx context.Context, r Remote, branch, dir string)
 // revision is not in the cache yet (another replica made it). A revision
 // that is not a known commit is an *InvalidInputError.
 func (w *Workspace) ReadFilesAt(ctx context.Context, r Remote, branch, revision, dir string) (*Snapshot, error) {
+	var snap *Snapshot
+	err := w.atCommit(ctx, r, branch, revision, "baseRevision", func(c *cachedRepo, commit *object.Commit) (err error) {
+		snap, err = c.snapshot(commit.Hash, dir)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) && plumbing.IsHash(revision) {
+		return nil, &InvalidInputError{Field: "baseRevision", Reason: fmt.Sprintf("revision %s is unknown", revision)}
+	}
+	return snap, err
+}
+
+// atCommit runs fn on a commit of branch with the repository locked,
+// fetching branch first when the commit is not in the cache yet (it was
+// pushed from elsewhere). A revision that is not a SHA is an
+// *InvalidInputError on field; one the remote does not have wraps
+// ErrNotFound.
+func (w *Workspace) atCommit(ctx context.Context, r Remote, branch, revision, field string, fn func(*cachedRepo, *object.Commit) error) error {
 	r, err := r.normalize()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkBranch(branch); err != nil {
-		return nil, err
+		return err
 	}
 	if !plumbing.IsHash(revision) {
-		return nil, &InvalidInputError{Field: "baseRevision", Reason: fmt.Sprintf("%q is not a commit SHA", revision)}
+		return &InvalidInputError{Field: field, Reason: fmt.Sprintf("%q is not a commit SHA", revision)}
 	}
 	c, err := w.open(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := plumbing.NewHash(revision)
-	if _, err := c.repo.CommitObject(h); err != nil {
+	commit, err := c.repo.CommitObject(h)
+	if err != nil {
 		if err := c.fetch(ctx, r, branch); err != nil {
-			return nil, err
+			return err
 		}
-		if _, err := c.repo.CommitObject(h); err != nil {
-			return nil, &InvalidInputError{Field: "baseRevision", Reason: fmt.Sprintf("revision %s is unknown", revision)}
+		c.fetched[branch] = w.opts.Now()
+		if commit, err = c.repo.CommitObject(h); err != nil {
+			return fmt.Errorf("commit %s of %s: %w", revision, branch, ErrNotFound)
 		}
 	}
-	return c.snapshot(h, dir)
+	return fn(c, commit)
 }
 
 func (c *cachedRepo) snapshot(h plumbing.Hash, dir string) (*Snapshot, error) {
