@@ -98,20 +98,28 @@ func (s *Service) gitTarget(ctx context.Context, e *fluxgate.Environment) (*gitT
 	if t.path == "" {
 		t.path = "."
 	}
-	t.remote = gitrepo.Remote{URL: repo.CloneURL}
+	if t.remote, err = s.repoRemote(ctx, repo); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// repoRemote opens a repository's push credentials.
+func (s *Service) repoRemote(ctx context.Context, repo *fluxgate.Repository) (gitrepo.Remote, error) {
+	r := gitrepo.Remote{URL: repo.CloneURL}
 	sealed, err := s.store.GetRepositoryCredentials(ctx, repo.ID)
 	if err != nil {
-		return nil, err
+		return r, err
 	}
 	if len(sealed) > 0 {
 		if s.sealer == nil {
-			return nil, fluxgate.Errorf(fluxgate.EUNAVAILABLE, "the repository's credentials cannot be opened: no credential key is configured")
+			return r, fluxgate.Errorf(fluxgate.EUNAVAILABLE, "the repository's credentials cannot be opened: no credential key is configured")
 		}
-		if t.remote.Auth, err = s.sealer.OpenAuth(sealed); err != nil {
-			return nil, fmt.Errorf("open credentials of repository %s: %w", repo.ID, err)
+		if r.Auth, err = s.sealer.OpenAuth(sealed); err != nil {
+			return r, fmt.Errorf("open credentials of repository %s: %w", repo.ID, err)
 		}
 	}
-	return t, nil
+	return r, nil
 }
 
 // gitError maps gitrepo's errors to domain codes (docs/gitops-editing.md).

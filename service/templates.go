@@ -307,24 +307,6 @@ func envPath(e *fluxgate.Environment) string {
 	return "./" + p
 }
 
-// repoRemote opens a repository's push credentials.
-func (s *Service) repoRemote(ctx context.Context, repo *fluxgate.Repository) (gitrepo.Remote, error) {
-	r := gitrepo.Remote{URL: repo.CloneURL}
-	sealed, err := s.store.GetRepositoryCredentials(ctx, repo.ID)
-	if err != nil {
-		return r, err
-	}
-	if len(sealed) > 0 {
-		if s.sealer == nil {
-			return r, fluxgate.Errorf(fluxgate.EUNAVAILABLE, "the repository's credentials cannot be opened: no credential key is configured")
-		}
-		if r.Auth, err = s.sealer.OpenAuth(sealed); err != nil {
-			return r, fmt.Errorf("open credentials of repository %s: %w", repo.ID, err)
-		}
-	}
-	return r, nil
-}
-
 // checkChart makes sure a chart in Git exists (its Chart.yaml) at the
 // head of branch.
 func (s *Service) checkChart(ctx context.Context, remote gitrepo.Remote, branch, dir string) error {
